@@ -1,0 +1,3 @@
+"""wesv: self-supervised speaker verification."""
+
+__version__ = "0.1.0"

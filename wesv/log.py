@@ -1,0 +1,31 @@
+"""Logging set-up for the ``wesv`` logger: one format, optional log file, rank-aware."""
+import logging
+import os
+import sys
+
+FORMAT = "%(asctime)s %(levelname)s [%(name)s] %(message)s"
+
+
+def get_logger(name: str = "wesv") -> logging.Logger:
+    """Return a logger under the ``wesv`` hierarchy."""
+    return logging.getLogger(name if name.startswith("wesv") else f"wesv.{name}")
+
+
+def setup_logging(level: str = "INFO", log_file: str | None = None) -> logging.Logger:
+    """Configure the ``wesv`` logger once (stderr + optional file); non-zero DDP ranks log warnings only."""
+    logger = logging.getLogger("wesv")
+    rank = int(os.environ.get("RANK", "0"))
+    logger.setLevel(level if rank == 0 else "WARNING")
+    logger.propagate = False
+    fmt = logging.Formatter(FORMAT, datefmt="%Y-%m-%d %H:%M:%S")
+    if not any(getattr(h, "_wesv_stderr", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(fmt)
+        handler._wesv_stderr = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    if log_file and rank == 0:
+        os.makedirs(os.path.dirname(os.path.abspath(log_file)), exist_ok=True)
+        fh = logging.FileHandler(log_file)
+        fh.setFormatter(fmt)
+        logger.addHandler(fh)
+    return logger
