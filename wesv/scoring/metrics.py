@@ -1,0 +1,54 @@
+"""Detection metrics: EER and minDCF from scores and target/nontarget labels, vectorised."""
+import numpy as np
+
+
+def error_rates(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Miss and false-alarm rates at every distinct threshold: ``(p_miss, p_fa, thresholds)``.
+
+    Accepting ``score >= threshold``; ties are handled by evaluating only between distinct score values.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels, dtype=bool)
+    n_tar = int(labels.sum())
+    n_non = labels.size - n_tar
+    if n_tar == 0 or n_non == 0:
+        raise ValueError("need at least one target and one nontarget trial")
+    order = np.argsort(scores, kind="mergesort")
+    s = scores[order]
+    lab = labels[order]
+    # Rejecting everything below s[i]: misses = targets among the first i trials.
+    tar_cum = np.concatenate([[0], np.cumsum(lab)])
+    non_cum = np.concatenate([[0], np.cumsum(~lab)])
+    # Only thresholds at the first occurrence of each distinct score (and +inf) are valid cut points.
+    first = np.concatenate([[True], s[1:] != s[:-1]])
+    idx = np.concatenate([np.nonzero(first)[0], [s.size]])
+    thresholds = np.concatenate([s[first], [np.inf]])
+    p_miss = tar_cum[idx] / n_tar
+    p_fa = (n_non - non_cum[idx]) / n_non
+    return p_miss, p_fa, thresholds
+
+
+def compute_eer(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Equal error rate (fraction) and the threshold at it, interpolating between the two nearest cut points."""
+    p_miss, p_fa, thr = error_rates(scores, labels)
+    # p_miss rises and p_fa falls with the threshold; find where they cross.
+    diff = p_miss - p_fa
+    i = int(np.searchsorted(diff, 0.0, side="left"))
+    if i == 0:
+        return float(p_fa[0]), float(thr[0])
+    j = i - 1
+    d0, d1 = diff[j], diff[i]
+    w = d0 / (d0 - d1) if d1 != d0 else 0.0
+    eer = p_miss[j] + w * (p_miss[i] - p_miss[j])
+    eer_fa = p_fa[j] + w * (p_fa[i] - p_fa[j])
+    t_hi = thr[i] if np.isfinite(thr[i]) else thr[j]
+    return float((eer + eer_fa) / 2), float(thr[j] + w * (t_hi - thr[j]))
+
+
+def compute_min_dcf(scores: np.ndarray, labels: np.ndarray, p_target: float, c_miss: float = 1.0,
+                    c_fa: float = 1.0) -> float:
+    """Normalised minimum detection cost at prior ``p_target``."""
+    p_miss, p_fa, _ = error_rates(scores, labels)
+    dcf = c_miss * p_target * p_miss + c_fa * (1 - p_target) * p_fa
+    default = min(c_miss * p_target, c_fa * (1 - p_target))
+    return float(dcf.min() / default)

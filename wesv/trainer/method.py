@@ -1,0 +1,80 @@
+"""The base class every training method (supervised, DINO, MoCo, ...) implements, and its registry."""
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from wesv.registry import Registry
+
+METHODS: Registry = Registry("method")
+
+
+def register_method(name: str, config: type | None = None) -> Callable:
+    """Class decorator: ``@register_method("dino", config=DinoConfig)``; the config's ``type:`` selects it."""
+    return METHODS.register(name, config=config)
+
+
+@dataclass
+class DataInfo:
+    """What a method may know about its training data when it is built (never true labels for SSL methods)."""
+
+    num_samples: int
+    num_classes: int = 0  # speakers or clusters in the training data dir's utt2spk; 0 when labels are not used
+
+
+class Method(nn.Module):
+    """A training method: owns its networks and loss; the one trainer owns devices, DDP, optimiser, checkpoints.
+
+    ``forward(batch)`` is the training step and returns ``(loss, logs)``: the trainer wraps the method in DDP, so
+    the step must go through ``forward``.
+    """
+
+    #: Whether the method reads the data dir's utt2spk (SSL methods must not).
+    uses_labels: bool = False
+
+    def __init__(self, cfg: Any, encoder: nn.Module, data_info: DataInfo):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = encoder
+        self.data_info = data_info
+
+    @classmethod
+    def build_dataset(cls, cfg: Any, data_cfg: Any, augmenter: Callable | None, seed: int) -> Dataset:
+        """Return the training dataset: the method decides what one sample is (a labelled crop, a set of views)."""
+        raise NotImplementedError
+
+    @classmethod
+    def data_info(cls, cfg: Any, dataset: Dataset) -> DataInfo:
+        """Describe the dataset to the method's constructor (number of samples, number of classes)."""
+        return DataInfo(num_samples=len(dataset), num_classes=int(getattr(dataset, "num_classes", 0)))
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        """One training step on a batch: return the scalar loss and a dict of numbers to log."""
+        raise NotImplementedError
+
+    def param_groups(self) -> list[dict]:
+        """Parameter groups as ``{"name", "params", "lr_scale"}``; the trainer splits off 1-D params (no decay)."""
+        return [{"name": "all", "params": [p for p in self.parameters() if p.requires_grad], "lr_scale": 1.0}]
+
+    def on_epoch_start(self, epoch: int, num_epochs: int) -> None:
+        """Called before each epoch (0-based)."""
+
+    def on_epoch_end(self, epoch: int) -> dict[str, float]:
+        """Called after each epoch; returned numbers go into the epoch's log line and metrics file."""
+        return {}
+
+    def after_optimizer_step(self, step: int, total_steps: int) -> None:
+        """Called after every optimiser step (EMA teachers, schedules that follow the step)."""
+
+    def export_encoder(self) -> nn.Module:
+        """The network whose embeddings are extracted after training (DINO: the teacher backbone)."""
+        return self.encoder
+
+    def extra_state(self) -> dict:
+        """Method state that is not a parameter or buffer (per-sample losses, ...), saved in checkpoints."""
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        """Restore what ``extra_state`` returned."""
