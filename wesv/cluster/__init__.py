@@ -1,1 +1,1 @@
-"""wesv.cluster."""
+"""wesv.cluster: embeddings -> pseudo-speaker clusters (k-means + average-linkage AHC), cleaning, purity."""

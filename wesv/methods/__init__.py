@@ -1,1 +1,4 @@
-"""wesv.methods."""
+"""Supervised / pseudo-label training methods; importing this package registers them in ``wesv.trainer.METHODS``."""
+from wesv.methods.classifier import Classifier, ClassifierConfig
+
+__all__ = ["Classifier", "ClassifierConfig"]

@@ -1,4 +1,6 @@
 """The base class every training method (supervised, DINO, MoCo, ...) implements, and its registry."""
+import importlib
+import pkgutil
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -14,6 +16,22 @@ METHODS: Registry = Registry("method")
 def register_method(name: str, config: type | None = None) -> Callable:
     """Class decorator: ``@register_method("dino", config=DinoConfig)``; the config's ``type:`` selects it."""
     return METHODS.register(name, config=config)
+
+
+#: Packages whose modules register methods; imported on first look-up of an unknown name.
+METHOD_PACKAGES = ("wesv.methods", "wesv.ssl")
+
+
+def find_method(name: str) -> Any:
+    """Registry entry of a method, importing the packages that define methods when needed."""
+    import wesv.methods  # noqa: F401  (registers the supervised methods)
+
+    if name not in METHODS:
+        for pkg_name in METHOD_PACKAGES:
+            pkg = importlib.import_module(pkg_name)
+            for mod in pkgutil.iter_modules(pkg.__path__, pkg_name + "."):
+                importlib.import_module(mod.name)
+    return METHODS.get(name)
 
 
 @dataclass

@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Embedded-corpus recipe: the whole toolkit on a small synthetic corpus the recipe builds itself (CPU, minutes).
+#
+# Usage: cd egs/mini && bash run.sh [--stage N] [--stop_stage M] [--nj J] [--gpus G] ...
+#   bash run.sh                                 # everything; results in exp/RESULTS.md
+#   bash run.sh --stage 3 --stop_stage 3        # only the supervised reference
+#   bash run.sh --dry_run true                  # print the commands, run nothing
+#
+# Stages:
+#   1   corpus: corpus/{train,test,noise,rirs}, linked as data/train, data/test, data/noise, data/rirs
+#   2   training-free baseline: embed, score, evaluate
+#   3   supervised reference: train (true labels), extract train/test ($nj array jobs), score (mean-subtracted)
+#   4-19  self-supervised systems (added by the lead)
+#   20  results table exp/RESULTS.md and DET plot exp/det.png of every system in exp/*/eval/
+# A finished stage leaves $exp/.done/stage_N (holding its wall time in seconds) and is skipped next time unless
+# --force true. Parallel jobs go through $cmd (cmd.sh: local processes or a Slurm array).
+set -euo pipefail
+
+stage=1
+stop_stage=100        # run every stage from $stage on
+seed=0                # corpus seed
+nj=2                  # shards for extraction
+gpus=0                # GPUs per node (0: train on the CPU, one process)
+nnodes=1
+node_rank=0
+master_addr=localhost
+master_port=29500
+exp=exp
+force=false           # true: rerun stages that have a .done marker
+dry_run=false         # true: print the commands instead of running them
+
+. ./path.sh
+. ./cmd.sh
+. tools/parse_options.sh
+[[ $stage =~ ^[0-9]+$ && $stop_stage =~ ^[0-9]+$ ]] || { echo "$0: --stage and --stop_stage take numbers" >&2; exit 1; }
+
+log() { echo "$(date '+%Y-%m-%d %H:%M:%S') [run.sh${current_stage:+ stage $current_stage}] $*" >&2; }
+
+# step CMD...: run one command (print it first, quoted for copy and paste); only print it with --dry_run true.
+step() {
+  local a line=""
+  for a in "$@"; do
+    if [[ $a =~ ^[A-Za-z0-9_./:=,%+@-]+$ ]]; then line+=" $a"; else line+=" $(printf '%q' "$a")"; fi
+  done
+  log "+$line"
+  if ! $dry_run; then "$@"; fi
+}
+
+# begin N TITLE: true when stage N is selected and not already done.
+begin() {
+  current_stage=$1
+  [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ] || return 1
+  if [ -f "$exp/.done/stage_$1" ] && ! $force; then
+    log "already done ($exp/.done/stage_$1); skipping (--force true reruns it)"
+    return 1
+  fi
+  log "$2"
+  stage_start=$(date +%s)
+}
+
+# finish: mark the current stage done, with its wall time in seconds.
+finish() {
+  local secs=$(($(date +%s) - stage_start))
+  log "done in ${secs} s"
+  if ! $dry_run; then mkdir -p "$exp/.done" && echo "$secs" >"$exp/.done/stage_$current_stage"; fi
+}
+
+# train CONFIG EXP_DIR [ARGS...]: one training run on $nnodes x $gpus devices (one process on the CPU when gpus=0).
+train() {
+  local config=$1 dir=$2
+  shift 2
+  if [ "$gpus" -eq 0 ] && [ "$nnodes" -eq 1 ]; then
+    step python -m wesv.bin.train --config "$config" --exp-dir "$dir" "$@"
+  else
+    step torchrun --nnodes "$nnodes" --node_rank "$node_rank" --nproc_per_node "$gpus" \
+      --master_addr "$master_addr" --master_port "$master_port" \
+      -m wesv.bin.train --config "$config" --exp-dir "$dir" "$@"
+  fi
+}
+
+# extract MODEL_DIR NAME: embeddings of data/NAME into MODEL_DIR/emb/NAME as $nj array jobs, then merged.
+extract() {
+  local dir=$1 name=$2
+  step $cmd JOB=1:"$nj" "$dir/emb/$name/log/extract.JOB.log" \
+    python -m wesv.bin.extract --model-dir "$dir" --data "data/$name" --out "$dir/emb/$name" --job JOB --num-jobs "$nj"
+  step python -m wesv.bin.merge_embeddings --emb-dir "$dir/emb/$name" --num-jobs "$nj" --data "data/$name"
+}
+
+# score_eval SYSTEM DIR [SCORE ARGS...]: score data/test/trials with DIR/emb/test, then EER/minDCF/DET into
+# DIR/eval/test.json, with the wall time since the stage began.
+score_eval() {
+  local name=$1 dir=$2
+  shift 2
+  step python -m wesv.bin.score --trials data/test/trials \
+    --enroll-emb "$dir/emb/test/xvector.scp" --test-emb "$dir/emb/test/xvector.scp" "$@" --out "$dir/scores/test.score"
+  local secs=$(($(date +%s) - stage_start))
+  step python -m wesv.bin.compute_metrics --trials data/test/trials --scores "$dir/scores/test.score" \
+    --det-png "$dir/eval/test_det.png" --json "$dir/eval/test.json" --system "$name" --extra "wall time (s)=$secs"
+}
+
+# evaluate SYSTEM DIR: the sequence every trained system goes through: extract train and test, score with the
+# mean of the train embeddings subtracted, evaluate.
+evaluate() {
+  extract "$2" train
+  extract "$2" test
+  score_eval "$1" "$2" --mean-emb "$2/emb/train/xvector.scp"
+}
+
+if begin 1 "generate the corpus and link its data dirs"; then
+  step python -m wesv.bin.make_corpus --out corpus --seed "$seed"
+  step mkdir -p data
+  for d in train test noise rirs; do
+    step ln -sfn ../corpus/$d data/$d
+  done
+  finish
+fi
+
+if begin 2 "training-free baseline"; then
+  step python -m wesv.bin.baseline_embeddings --data data/test --out "$exp/baseline/emb/test"
+  score_eval baseline "$exp/baseline"
+  finish
+fi
+
+if begin 3 "supervised reference ($exp/supervised)"; then
+  train conf/supervised.yaml "$exp/supervised"
+  evaluate supervised "$exp/supervised"
+  finish
+fi
+
+# ======================= Self-supervised stages 4-19 (added by the lead) =======================
+# DINO, MoCo, clustering rounds (pseudo-label data dirs), C-DINO, DLG-LC, WavLM fine-tuning. Each one is
+#   if begin N "DINO"; then train conf/dino.yaml "$exp/dino"; evaluate dino "$exp/dino"; finish; fi
+# ===============================================================================================
+
+if begin 20 "results table"; then
+  step python -m wesv.bin.results_table --out "$exp/RESULTS.md" --det-png "$exp/det.png" "$exp"/*/eval/*.json
+  finish
+fi
+
+current_stage=""
+log "finished stages $stage to $stop_stage"

@@ -1,0 +1,243 @@
+"""Clustering into pseudo-speakers: k-means + average-linkage AHC, cleaning, data dir + report, purity, plots."""
+import builtins
+import json
+import os
+
+import kaldiio
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+from wesv.bin import cluster as cluster_cli
+from wesv.bin import plot_rounds as plot_cli
+from wesv.cluster.ahc import cosine_ahc, weighted_average_linkage
+from wesv.cluster.filtering import drop_small, keep_closest
+from wesv.cluster.kmeans import spherical_kmeans
+from wesv.cluster.metrics import cluster_metrics, inverse_purity, purity
+from wesv.cluster.pipeline import ClusterConfig, cluster_embeddings, cluster_name, run_clustering
+from wesv.data.datadir import read_scp, read_spk2utt, read_utt2spk, validate_data_dir
+from wesv.errors import WesvError
+
+
+def blobs(num_spk: int, per_spk: int, dim: int, noise: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Unit rows around ``num_spk`` random directions, and their true speaker index."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((num_spk, dim))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    truth = np.repeat(np.arange(num_spk), per_spk)
+    x = centres[truth] + noise * rng.standard_normal((len(truth), dim)) / np.sqrt(dim)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x.astype(np.float32), truth
+
+
+def make_round_dir(tmp_path, num_spk=12, per_spk=10, dim=24, noise=0.6, drop_key=None, extra_key=None):
+    """A data dir (wav.scp + true utt2spk) and an embedding ark/scp of its utterances."""
+    x, truth = blobs(num_spk, per_spk, dim, noise)
+    data = tmp_path / "train"
+    data.mkdir()
+    utts = [f"spk{t:03d}-utt{i:04d}" for i, t in enumerate(truth)]
+    (data / "wav.scp").write_text("".join(f"{u} /corpus/{u}.wav\n" for u in utts))
+    (data / "utt2spk").write_text("".join(f"{u} spk{t:03d}\n" for u, t in zip(utts, truth)))
+    emb = tmp_path / "emb"
+    emb.mkdir()
+    with kaldiio.WriteHelper(f"ark,scp:{emb / 'xvector.ark'},{emb / 'xvector.scp'}") as writer:
+        for u, v in zip(utts, x):
+            if u != drop_key:
+                writer(u, v * 3.0)  # not unit norm on disk: clustering must normalise
+        if extra_key:
+            writer(extra_key, x[0])
+    return str(data), str(emb / "xvector.scp"), utts, truth
+
+
+# ------------------------------------------------------------------------------------------- algorithms
+@pytest.mark.parametrize("k", [1, 5, 20, 35, 150, 299])
+def test_weighted_average_linkage_equals_scipy_cut_at_k(k):
+    x, _ = blobs(20, 15, 16, 2.5, seed=1)
+    ours = weighted_average_linkage(x, np.ones(len(x)), num_clusters=k)
+    ref = cosine_ahc(x, num_clusters=k)
+    assert len(np.unique(ours)) == k
+    assert adjusted_rand_score(ref, ours) == 1.0
+
+
+@pytest.mark.parametrize("threshold", [0.3, 0.6, 0.9])
+def test_weighted_average_linkage_equals_scipy_cut_at_threshold(threshold):
+    x, _ = blobs(20, 15, 16, 2.5, seed=2)
+    ours = weighted_average_linkage(x, np.ones(len(x)), min_similarity=1 - threshold)
+    ref = cosine_ahc(x, threshold=threshold)
+    assert adjusted_rand_score(ref, ours) == 1.0
+
+
+def test_sizes_weight_means_like_repeated_utterances():
+    x, _ = blobs(10, 10, 16, 2.0, seed=3)
+    counts = np.random.default_rng(3).integers(1, 5, len(x))
+    repeated = cosine_ahc(np.repeat(x, counts, axis=0), num_clusters=12)
+    weighted = weighted_average_linkage(x, counts, num_clusters=12)
+    assert adjusted_rand_score(repeated, np.repeat(weighted, counts)) == 1.0
+
+
+def test_cosine_ahc_threshold_separates_tight_groups():
+    x, truth = blobs(3, 8, 32, 0.3, seed=4)
+    labels = cosine_ahc(x, threshold=0.5)
+    assert len(np.unique(labels)) == 3
+    assert adjusted_rand_score(truth, labels) == 1.0
+    with pytest.raises(WesvError, match="exactly one"):
+        cosine_ahc(x, num_clusters=3, threshold=0.5)
+
+
+def test_kmeans_ahc_recovers_separated_speakers():
+    x, truth = blobs(40, 30, 32, 0.7, seed=5)
+    labels = cluster_embeddings(x, ClusterConfig(method="kmeans_ahc", num_clusters=40, num_kmeans=160, device="cpu"))
+    assert len(np.unique(labels)) == 40
+    assert normalized_mutual_info_score(truth, labels) > 0.95
+
+
+def test_two_level_kmeans_covers_every_point_with_about_k_centroids():
+    x, truth = blobs(30, 20, 16, 0.5, seed=6)
+    centroids, assign = spherical_kmeans(x, 60, seed=0, num_coarse=6)
+    assert 55 <= len(centroids) <= 60 and assign.min() == 0 and assign.max() == len(centroids) - 1
+    np.testing.assert_allclose(np.linalg.norm(centroids, axis=1), 1.0, atol=1e-5)
+    # every fine cluster lies inside one speaker when k > speakers and speakers are well apart
+    assert cluster_metrics(assign, truth)["purity"] > 0.95
+
+
+def test_clustering_is_deterministic_for_a_seed():
+    x, _ = blobs(25, 12, 16, 1.5, seed=7)
+    cfg = ClusterConfig(method="kmeans_ahc", num_clusters=25, num_kmeans=80, seed=3, device="cpu")
+    np.testing.assert_array_equal(cluster_embeddings(x, cfg), cluster_embeddings(x, cfg))
+
+
+# ------------------------------------------------------------------------------------------- cleaning, metrics
+def test_keep_closest_keeps_the_rows_nearest_their_centroid():
+    # cluster 0 along e0 with one off-axis row; cluster 1 along e1 with one off-axis row
+    x = np.array([[1, 0, 0], [1, 0, 0], [0.6, 0.8, 0], [0, 1, 0], [0, 1, 0], [0, 0.8, 0.6]], dtype=np.float32)
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    np.testing.assert_array_equal(keep_closest(x, labels, 4 / 6), [1, 1, 0, 1, 1, 0])
+    assert keep_closest(x, labels, 0.5).sum() == 3
+
+
+def test_drop_small_removes_exactly_the_small_clusters():
+    labels = np.array([0, 0, 0, 1, 1, 2, 3, 3, 3, 3])
+    mask = np.array([1, 1, 1, 1, 1, 1, 1, 0, 0, 1], dtype=bool)  # cluster 3 keeps 2 rows inside the mask
+    np.testing.assert_array_equal(drop_small(labels, mask, 3), [1, 1, 1, 0, 0, 0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(drop_small(labels, mask, 2), [1, 1, 1, 1, 1, 0, 1, 0, 0, 1])
+
+
+def test_purity_and_inverse_purity_known_values():
+    truth = np.array([0, 0, 0, 0, 1, 1])
+    pred = np.array([0, 0, 1, 1, 1, 1])  # speaker 0 split in two; cluster 1 mixes both speakers
+    assert purity(pred, truth) == pytest.approx(4 / 6)
+    assert inverse_purity(pred, truth) == pytest.approx(4 / 6)
+    assert purity(np.arange(6), truth) == 1.0 and inverse_purity(np.arange(6), truth) == pytest.approx(2 / 6)
+    m = cluster_metrics(pred, truth)
+    assert m["num_clusters"] == 2 and m["num_speakers"] == 2 and 0 < m["nmi"] < 1
+
+
+def test_cluster_names_are_zero_padded():
+    assert cluster_name(42, 7500) == "c00042"
+    assert cluster_name(7, 200000) == "c000007"
+
+
+# ------------------------------------------------------------------------------------------- data dir + CLI
+def run_cli(argv):
+    with pytest.raises(SystemExit) as exc:
+        cluster_cli.main(argv)
+    return exc.value.code
+
+
+def test_cli_writes_valid_datadir_and_report_with_truth(tmp_path):
+    data, scp, utts, truth = make_round_dir(tmp_path)
+    out = str(tmp_path / "train_round1")
+    code = run_cli(["--emb", scp, "--data", data, "--out", out, "--method", "kmeans_ahc", "--num-clusters", "12",
+                    "--num-kmeans", "40", "--truth-utt2spk", os.path.join(data, "utt2spk"), "--device", "cpu"])
+    assert code == 0
+    validate_data_dir(out, check_trials=False)
+    utt2spk = read_utt2spk(os.path.join(out, "utt2spk"))
+    assert sorted(utt2spk) == list(utt2spk) == sorted(utts)  # every utterance kept, C-sorted
+    assert set(utt2spk.values()) == {cluster_name(i, 12) for i in range(12)}
+    assert read_scp(os.path.join(out, "wav.scp"))[utts[3]] == f"/corpus/{utts[3]}.wav"
+    spk2utt = read_spk2utt(os.path.join(out, "spk2utt"))
+    assert list(spk2utt) == sorted(spk2utt) and all(v == sorted(v) for v in spk2utt.values())
+    report = json.loads((tmp_path / "train_round1" / "cluster_report.json").read_text())
+    assert report["num_clusters"] == 12 and report["num_utts_kept"] == len(utts)
+    assert report["metrics"]["nmi"] > 0.95 and report["metrics"]["purity"] > 0.95
+    assert report["metrics"]["fraction_kept"] == 1.0 and report["metrics"]["num_speakers"] == 12
+    assert set(report["time_s"]) >= {"kmeans", "ahc", "total"}
+
+
+def test_filters_keep_exactly_what_they_report(tmp_path):
+    data, scp, utts, _ = make_round_dir(tmp_path, num_spk=10, per_spk=10)
+    out = str(tmp_path / "r1")
+    cfg = ClusterConfig(method="ahc", num_clusters=14, keep_fraction=0.8, min_cluster_size=6, device="cpu")
+    report = run_clustering(scp, data, out, cfg)
+    x = np.stack([kaldiio.load_scp(scp)[u] for u in utts])
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    labels = cluster_embeddings(x, cfg)
+    expected = drop_small(labels, keep_closest(x, labels, 0.8), 6)
+    kept = read_utt2spk(os.path.join(out, "utt2spk"))
+    assert sorted(kept) == sorted(u for u, k in zip(utts, expected) if k)
+    assert report["dropped"]["keep_fraction_utts"] == 20
+    assert report["num_utts_kept"] == len(kept) == expected.sum()
+    assert report["dropped"]["min_cluster_size_utts"] == 80 - len(kept)
+    sizes = np.unique(list(kept.values()), return_counts=True)[1]
+    assert sizes.min() >= 6 and sorted(sizes, reverse=True) == list(sizes)  # c00000 is the largest
+    assert read_scp(os.path.join(out, "wav.scp")).keys() == kept.keys()
+    assert "metrics" not in report
+
+
+def test_source_utt2spk_is_never_opened_without_truth(tmp_path, monkeypatch):
+    data, scp, _, _ = make_round_dir(tmp_path)
+    forbidden = os.path.realpath(os.path.join(data, "utt2spk"))
+    real_open = builtins.open
+    opened = []
+
+    def guarded_open(file, *args, **kwargs):
+        if isinstance(file, (str, os.PathLike)):
+            opened.append(os.path.realpath(file))
+            if opened[-1] == forbidden:
+                raise AssertionError(f"opened {file}")
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", guarded_open)
+    report = run_clustering(scp, data, str(tmp_path / "r1"), ClusterConfig(method="kmeans_ahc", num_clusters=12,
+                                                                              device="cpu"))
+    assert os.path.realpath(os.path.join(data, "wav.scp")) in opened  # the guard did see the reads
+    assert forbidden not in opened and "metrics" not in report
+
+
+def test_missing_embedding_names_the_scp(tmp_path):
+    data, scp, utts, _ = make_round_dir(tmp_path, drop_key="spk003-utt0031")
+    with pytest.raises(WesvError, match=r"xvector\.scp: no embedding for 1 .*'spk003-utt0031'"):
+        run_clustering(scp, data, str(tmp_path / "r1"), ClusterConfig(num_clusters=12, device="cpu"))
+
+
+def test_extra_embedding_key_names_the_scp(tmp_path):
+    data, scp, _, _ = make_round_dir(tmp_path, extra_key="stranger-utt")
+    with pytest.raises(WesvError, match=r"xvector\.scp: 1 embedding key.*'stranger-utt'"):
+        run_clustering(scp, data, str(tmp_path / "r1"), ClusterConfig(num_clusters=12, device="cpu"))
+
+
+def test_cli_bad_options_exit_2_with_one_line(tmp_path, capsys):
+    data, scp, _, _ = make_round_dir(tmp_path)
+    assert run_cli(["--emb", scp, "--data", data, "--out", str(tmp_path / "r"), "--method", "kmeans"]) == 2
+    assert "--method kmeans needs --num-clusters" in capsys.readouterr().err
+    assert run_cli(["--emb", scp, "--data", data, "--out", data, "--num-clusters", "3"]) == 2
+    assert "is the source data dir" in capsys.readouterr().err
+
+
+def test_plot_rounds_orders_rounds_naturally(tmp_path):
+    paths = []
+    for r, nmi in ((1, 0.90), (2, 0.93), (10, 0.97)):
+        d = tmp_path / f"train_round{r}"
+        d.mkdir()
+        metrics = {"nmi": nmi, "purity": nmi, "inverse_purity": nmi - 0.05, "num_clusters": 100 + r,
+                   "num_speakers": 100}
+        (d / "cluster_report.json").write_text(json.dumps({"metrics": metrics}))
+        paths.append(str(d / "cluster_report.json"))
+    png = tmp_path / "purity.png"
+    with pytest.raises(SystemExit) as exc:
+        plot_cli.main(["--reports", *sorted(paths), "--out", str(png)])
+    assert exc.value.code == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from wesv.cluster.plot import plot_rounds
+    assert [r["round"] for r in plot_rounds(sorted(paths), str(png))] == ["train_round1", "train_round2",
+                                                                          "train_round10"]

@@ -1,0 +1,106 @@
+"""MoCo: FIFO queue with wrap-around, logits against a direct computation, one-process Shuffle-BN, momentum update."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from test_dino import TinyEncoder
+from wesv.ssl.moco import Moco, MocoConfig, chunk_sizes, info_nce_logits
+from wesv.trainer.method import METHODS, DataInfo
+
+torch.set_num_threads(1)
+
+
+def make_moco(**kw) -> Moco:
+    torch.manual_seed(0)
+    base = dict(queue_size=10, proj_dim=4, proj_hidden_dim=8, temperature=0.1, shuffle_bn_chunks=2)
+    base.update(kw)
+    return Moco(MocoConfig(**base), TinyEncoder(), DataInfo(num_samples=10))
+
+
+def batch(b: int = 6, seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    return {"views": [torch.randn(b, 300, generator=g), torch.randn(b, 300, generator=g)],
+            "index": torch.arange(b), "utt": [f"u{i}" for i in range(b)]}
+
+
+def test_registered_and_defaults():
+    assert METHODS.get("moco").factory is Moco
+    cfg = MocoConfig()
+    assert (cfg.queue_size, cfg.temperature, cfg.momentum) == (65536, 0.07, 0.999)
+    assert (cfg.num_global, cfg.num_local, cfg.global_seconds, cfg.global_seconds_max) == (2, 0, 2.0, 3.0)
+
+
+def test_queue_is_a_fifo_ring_buffer_in_the_state_dict():
+    m = make_moco(queue_size=5)
+    m._enqueue(torch.full((3, 4), 1.0))
+    assert int(m.queue_ptr) == 3
+    m._enqueue(torch.full((3, 4), 2.0))  # wraps: slots 3, 4, then 0
+    assert int(m.queue_ptr) == 1
+    assert m.queue[:, 0].tolist() == [2.0, 1.0, 1.0, 2.0, 2.0]
+    m._enqueue(torch.arange(7.0).unsqueeze(1).repeat(1, 4))  # more than the queue: the last 5 stay, in order
+    assert int(m.queue_ptr) == (1 + 7) % 5
+    assert m.queue[:, 0].tolist() == [4.0, 5.0, 6.0, 2.0, 3.0]  # key j of this call at slot (1 + j) % 5
+    state = m.state_dict()
+    assert torch.equal(state["queue"], m.queue) and int(state["queue_ptr"]) == 3
+    m2 = make_moco(queue_size=5)
+    m2.load_state_dict(state)
+    assert torch.equal(m2.queue, m.queue) and int(m2.queue_ptr) == 3
+
+
+def test_logits_and_loss_match_a_direct_computation():
+    torch.manual_seed(3)
+    q, k = F.normalize(torch.randn(3, 4), dim=1), F.normalize(torch.randn(3, 4), dim=1)
+    queue = F.normalize(torch.randn(5, 4), dim=1)
+    logits = info_nce_logits(q, k, queue, 0.07)
+    for i in range(3):
+        assert logits[i, 0].item() == pytest.approx(sum(q[i, d] * k[i, d] for d in range(4)).item() / 0.07, rel=1e-5)
+        for j in range(5):
+            assert logits[i, 1 + j].item() == pytest.approx(float(q[i] @ queue[j]) / 0.07, rel=1e-5)
+    m = make_moco(temperature=0.07)
+    loss, _ = m._loss(q, k, queue)
+    direct = 0.0
+    for i in range(3):
+        pos = math.exp(float(q[i] @ k[i]) / 0.07)
+        neg = sum(math.exp(float(q[i] @ queue[j]) / 0.07) for j in range(5))
+        direct += -math.log(pos / (pos + neg)) / 3
+    assert loss.item() == pytest.approx(direct, rel=1e-5)
+
+
+def test_one_process_shuffle_bn_keeps_key_order():
+    assert chunk_sizes(6, 2) == [3, 3] and chunk_sizes(7, 3) == [3, 2, 2] and chunk_sizes(3, 4) == [3]
+    m = make_moco()
+    x = batch()["views"][1]
+    m.key_encoder.bn.eval()  # without batch statistics, shuffling must not change any key
+    m.key_head.eval()
+    direct = m.key_head(m.key_encoder(x))
+    assert torch.allclose(m._encode_keys(x), direct, atol=1e-5)
+    m.key_encoder.bn.train()  # with them, each key is normalised by its (random) chunk, not the whole batch
+    m.key_head.train()
+    torch.manual_seed(0)
+    keys = m._encode_keys(x)
+    with torch.no_grad():
+        whole = m.key_head(m.key_encoder(x))
+    assert keys.shape == (6, 4) and torch.allclose(keys.norm(dim=1), torch.ones(6))
+    assert not torch.allclose(keys, whole, atol=1e-4)
+
+
+def test_step_trains_query_only_and_momentum_updates_keys():
+    m = make_moco(momentum=0.9, symmetric=True)
+    loss, logs = m(batch())
+    assert loss.ndim == 0 and 0.0 <= float(logs["moco_acc"]) <= 1.0
+    assert int(m.queue_ptr) == 12 % 10  # symmetric: both crops' keys enqueued
+    loss.backward()
+    assert all(p.grad is None and not p.requires_grad for p in m.key_encoder.parameters())
+    assert m.encoder.out.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        for p in m.encoder.parameters():
+            p.add_(1.0)
+    before = [p.clone() for p in m.key_encoder.parameters()]
+    m.after_optimizer_step(0, 10)
+    for k, k0, q in zip(m.key_encoder.parameters(), before, m.encoder.parameters()):
+        assert torch.allclose(k, 0.9 * k0 + 0.1 * q, atol=1e-6)
+    assert m.export_encoder() is m.encoder
+

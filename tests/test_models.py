@@ -1,0 +1,145 @@
+"""Encoders: published parameter counts, shapes for any length, save/load round trip, determinism, errors."""
+import dataclasses
+
+import pytest
+import torch
+
+from wesv.errors import WesvError
+from wesv.features.fbank import FbankConfig
+from wesv.models import (
+    ENCODERS,
+    EcapaTdnnConfig,
+    ResNetSmallConfig,
+    build_encoder,
+    encoder_config_class,
+    load_encoder,
+    save_encoder,
+)
+
+SMALL = ["ecapa_tdnn_small", "resnet_small"]
+
+
+def num_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# WeSpeaker's README counts the whole embedding extractor (no classifier / projection head): ECAPA_TDNN_GLOB_c512
+# 6.19 M, ECAPA_TDNN_GLOB_c1024 14.65 M, ResNet34 (m_channels 32, embed 256, two_emb_layer false) 6.63 M.
+@pytest.mark.parametrize(
+    "name, cfg, published",
+    [
+        ("ecapa_tdnn", {}, 6.19e6),
+        ("ecapa_tdnn", {"channels": 1024}, 14.65e6),
+        ("resnet34", {}, 6.63e6),
+    ],
+)
+def test_parameter_counts_match_published(name: str, cfg: dict, published: float) -> None:
+    model = build_encoder(name, cfg)
+    assert abs(num_params(model) - published) / published < 0.03
+    assert not any(p.requires_grad is False for p in model.parameters())
+
+
+def test_architecture_details() -> None:
+    ecapa = build_encoder("ecapa_tdnn", {"channels": 1024})
+    assert ecapa.layer1.conv.kernel_size == (5,)
+    assert [b.body[1].blocks[0].conv.dilation[0] for b in (ecapa.layer2, ecapa.layer3, ecapa.layer4)] == [2, 3, 4]
+    assert len(ecapa.layer2.body[1].blocks) == 7  # Res2Net scale 8
+    assert ecapa.mfa.out_channels == 1536 and ecapa.embed_dim == 192
+    assert build_encoder("ecapa_tdnn", {"channels": 256, "mfa_channels": 0}).mfa.out_channels == 768
+    resnet = build_encoder("resnet34", {})
+    assert [len(s) for s in (resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4)] == [3, 4, 6, 3]
+    assert resnet.seg_1.in_features == 2 * 256 * 10  # mean+std of (8·32 channels × 80/8 bins)
+    assert build_encoder("resnet34", {"fbank": {"num_mel_bins": 40}}).seg_1.in_features == 2 * 256 * 5
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_variable_length_shapes(name: str) -> None:
+    torch.manual_seed(0)
+    model = build_encoder(name).eval()
+    with torch.no_grad():
+        for samples in (400, 1000, 8000, 16000 + 123):
+            out = model(0.1 * torch.randn(3, samples))
+            assert out.shape == (3, model.embed_dim)
+            assert torch.isfinite(out).all()
+    assert model.embed_dim == encoder_config_class(name)().embed_dim
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_train_mode_backward_and_dither(name: str) -> None:
+    torch.manual_seed(0)
+    model = build_encoder(name).train()
+    wave = 0.1 * torch.randn(4, 8000)
+    out = model(wave)
+    out.pow(2).sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    assert model.frontend.training  # dither follows the encoder's mode
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_save_load_round_trip_and_determinism(name: str, tmp_path) -> None:
+    torch.manual_seed(1)
+    cfg = dataclasses.replace(encoder_config_class(name)(), embed_dim=32)
+    model = build_encoder(name, cfg)
+    model.train()
+    for _ in range(2):  # move BatchNorm running statistics off their initial values
+        model(0.1 * torch.randn(4, 4000))
+    model.eval()
+    wave = 0.1 * torch.randn(2, 6000)
+    with torch.no_grad():
+        ref = model(wave)
+        assert torch.equal(ref, model(wave))  # eval mode: no dither, no batch statistics
+        assert torch.allclose(model(wave[:1]), ref[:1], atol=1e-5)  # independent of the rest of the batch
+    path = tmp_path / "sub" / "encoder.pt"
+    save_encoder(str(path), model)
+    assert [p.name for p in path.parent.iterdir()] == ["encoder.pt"]  # no temp file left behind
+    loaded = load_encoder(str(path))
+    assert not loaded.training and loaded.registry_name == name and loaded.cfg == cfg
+    with torch.no_grad():
+        assert torch.equal(loaded(wave), ref)
+
+
+def test_build_from_dict_with_nested_fbank() -> None:
+    model = build_encoder("ecapa_tdnn_small", {"channels": 64, "fbank": {"num_mel_bins": 40, "dither": 0.0}})
+    assert model.cfg.channels == 64 and model.frontend.cfg.num_mel_bins == 40
+    assert model.layer1.conv.in_channels == 40
+    assert isinstance(model.cfg, encoder_config_class("ecapa_tdnn_small"))
+    assert isinstance(build_encoder("resnet_small", ResNetSmallConfig(base_width=8)).cfg, ResNetSmallConfig)
+    assert set(ENCODERS.names()) >= {"ecapa_tdnn", "ecapa_tdnn_small", "resnet34", "resnet_small"}
+    assert ENCODERS.get("ecapa_tdnn").config is EcapaTdnnConfig
+    assert isinstance(EcapaTdnnConfig().fbank, FbankConfig)
+
+
+def test_config_errors_name_the_key() -> None:
+    with pytest.raises(WesvError, match="encoder.chanels: unknown key"):
+        build_encoder("ecapa_tdnn", {"chanels": 256})
+    with pytest.raises(WesvError, match="encoder.fbank.num_mel_bins: expected int"):
+        build_encoder("resnet34", {"fbank": {"num_mel_bins": "80"}})
+    with pytest.raises(WesvError, match="multiple of res2_scale"):
+        build_encoder("ecapa_tdnn", {"channels": 100})
+    with pytest.raises(WesvError, match="unknown encoder 'ecapa'; known: ecapa_tdnn"):
+        build_encoder("ecapa", {})
+
+
+def test_too_short_input_is_a_clear_error() -> None:
+    model = build_encoder("resnet_small").eval()
+    with pytest.raises(WesvError, match="399 samples gives no fbank frame.*at least 400"):
+        model(torch.zeros(1, 399))
+
+
+def test_load_errors(tmp_path) -> None:
+    with pytest.raises(WesvError, match="missing.pt: encoder file not found"):
+        load_encoder(str(tmp_path / "missing.pt"))
+    bad = tmp_path / "garbage.pt"
+    bad.write_bytes(b"not a torch file at all")
+    with pytest.raises(WesvError, match="garbage.pt: not a readable encoder file"):
+        load_encoder(str(bad))
+    good = tmp_path / "enc.pt"
+    save_encoder(str(good), build_encoder("resnet_small", {"base_width": 4}))
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[:2000])
+    with pytest.raises(WesvError, match="truncated.pt: not a readable encoder file"):
+        load_encoder(str(truncated))
+    other = tmp_path / "checkpoint.pt"
+    torch.save({"model": {}}, other)
+    with pytest.raises(WesvError, match="checkpoint.pt: not a wesv encoder file"):
+        load_encoder(str(other))

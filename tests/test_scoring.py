@@ -1,0 +1,199 @@
+"""Cosine / AS-norm scoring against per-trial loops; compute_metrics and results_table behaviour and errors."""
+import json
+
+import kaldiio
+import numpy as np
+import pytest
+
+from wesv.bin import compute_metrics, results_table, score
+from wesv.errors import WesvError
+from wesv.scoring.evaluate import evaluate
+from wesv.scoring.io import read_embeddings, read_mean, read_scores, write_vector
+from wesv.scoring.scorer import run_scoring
+
+DIM = 8
+
+
+@pytest.fixture()
+def setup(tmp_path):
+    """Embeddings of 6 speakers × 4 utterances (with an offset, so mean subtraction matters) and 60 trials."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(6, DIM))
+    emb = {f"s{s}-u{u}": (centres[s] + 0.8 * rng.normal(size=DIM) + 2.0).astype(np.float32)
+           for s in range(6) for u in range(4)}
+    kaldiio.save_ark(str(tmp_path / "emb.ark"), emb, scp=str(tmp_path / "emb.scp"))
+    keys = list(emb)
+    pairs = set()
+    while len(pairs) < 60:
+        a, b = rng.choice(len(keys), 2, replace=False)
+        pairs.add((keys[a], keys[b]))
+    pairs |= {(f"s{s}-u0", f"s{s}-u1") for s in range(6)}
+    lines = [f"{a} {b} {'target' if a[:2] == b[:2] else 'nontarget'}" for a, b in sorted(pairs)]
+    (tmp_path / "trials").write_text("\n".join(lines) + "\n")
+    # Cohort: another 5 speakers × 3 utterances, with a utt2spk.
+    cohort = {f"c{s}-u{u}": (rng.normal(size=DIM) + 2.0).astype(np.float32) for s in range(5) for u in range(3)}
+    kaldiio.save_ark(str(tmp_path / "cohort.ark"), cohort, scp=str(tmp_path / "cohort.scp"))
+    (tmp_path / "utt2spk").write_text("".join(f"{k} {k[:2]}\n" for k in cohort))
+    return tmp_path, emb, cohort, lines
+
+
+def unit(v):
+    return v / np.linalg.norm(v)
+
+
+def read_score_file(path):
+    e, t, s = read_scores(str(path))
+    return {(a, b): v for a, b, v in zip(e, t, s)}
+
+
+def test_cosine_equals_per_trial_computation(setup):
+    d, emb, _, lines = setup
+    score.main.__wrapped__(["--trials", str(d / "trials"), "--enroll-emb", str(d / "emb.scp"),
+                            "--test-emb", str(d / "emb.scp"), "--out", str(d / "scores")])
+    got = read_score_file(d / "scores")
+    assert [f"{a} {b}" for a, b in got] == [" ".join(line.split()[:2]) for line in lines]  # trial order kept
+    for (a, b), v in got.items():
+        assert v == pytest.approx(float(unit(emb[a]) @ unit(emb[b])), abs=2e-6)
+
+
+def test_mean_subtraction(setup):
+    d, emb, cohort, _ = setup
+    mean = np.mean(list(cohort.values()), axis=0)
+    write_vector(str(d / "mean.vec"), mean)
+    np.testing.assert_allclose(read_mean(str(d / "mean.vec")), mean, rtol=1e-6)
+    np.testing.assert_allclose(read_mean(str(d / "cohort.scp")), mean, rtol=1e-5)
+    for mean_path in ("mean.vec", "cohort.scp"):
+        run_scoring(str(d / "trials"), str(d / "emb.scp"), str(d / "emb.scp"), str(d / "s"),
+                    mean_path=str(d / mean_path))
+        for (a, b), v in read_score_file(d / "s").items():
+            assert v == pytest.approx(float(unit(emb[a] - mean) @ unit(emb[b] - mean)), abs=2e-6)
+
+
+def direct_asnorm(x, y, cohort, k):
+    """One trial, the textbook way: each side's top-k cohort cosine scores → z-norm both ways, average."""
+    raw = unit(x) @ unit(y)
+    out = []
+    for side in (x, y):
+        cs = np.sort([unit(side) @ c for c in cohort])[::-1][:k]
+        out.append((raw - cs.mean()) / cs.std())
+    return 0.5 * (out[0] + out[1])
+
+
+@pytest.mark.parametrize("per_speaker", [False, True])
+@pytest.mark.parametrize("top_k", [3, None])
+def test_asnorm_equals_per_trial_computation(setup, per_speaker, top_k):
+    d, emb, cohort, _ = setup
+    mean = np.mean(list(cohort.values()), axis=0)
+    if per_speaker:
+        spk = sorted({k[:2] for k in cohort})
+        members = [unit(np.sum([unit(v - mean) for k, v in cohort.items() if k[:2] == s], axis=0)) for s in spk]
+    else:
+        members = [unit(v - mean) for v in cohort.values()]
+    argv = ["--trials", str(d / "trials"), "--enroll-emb", str(d / "emb.scp"), "--test-emb", str(d / "emb.scp"),
+            "--mean-emb", str(d / "cohort.scp"), "--cohort-emb", str(d / "cohort.scp"), "--out", str(d / "as")]
+    argv += ["--cohort-utt2spk", str(d / "utt2spk")] if per_speaker else []
+    argv += ["--asnorm-topk", str(top_k)] if top_k else ["--no-adaptive"]
+    score.main.__wrapped__(argv)
+    got = read_score_file(d / "as")
+    k = top_k or len(members)
+    for (a, b), v in got.items():
+        assert v == pytest.approx(direct_asnorm(emb[a] - mean, emb[b] - mean, members, k), abs=1e-4)
+
+
+def test_trial_without_embedding_names_the_line(setup):
+    d, *_ = setup
+    with open(d / "trials", "a") as f:
+        f.write("s0-u0 nobody target\n")
+    n = len((d / "trials").read_text().splitlines())
+    with pytest.raises(WesvError, match=rf"trials:{n}: test utterance 'nobody' has no embedding"):
+        run_scoring(str(d / "trials"), str(d / "emb.scp"), str(d / "emb.scp"), str(d / "s"))
+
+
+def test_read_embeddings_errors(tmp_path):
+    kaldiio.save_ark(str(tmp_path / "a.ark"), {"x": np.ones(4, np.float32), "y": np.ones(5, np.float32)},
+                     scp=str(tmp_path / "a.scp"))
+    with pytest.raises(WesvError, match=r"a.scp:2: embedding 'y' has dimension 5"):
+        read_embeddings(str(tmp_path / "a.scp"))
+    (tmp_path / "b.scp").write_text(f"x {tmp_path}/missing.ark:3\n")
+    with pytest.raises(WesvError, match=r"b.scp:1: cannot read embedding"):
+        read_embeddings(str(tmp_path / "b.scp"))
+    with pytest.raises(WesvError, match="not found"):
+        read_embeddings(str(tmp_path / "none.scp"))
+
+
+def write_case(d):
+    """Trials with known metrics (EER 1/3) and their scores in shuffled order."""
+    trials = ["a x target", "b y target", "c z target", "d x nontarget", "e y nontarget", "f z nontarget"]
+    values = {"a x": 3, "b y": 4, "c z": 5, "d x": 1, "e y": 2, "f z": 3.5}
+    (d / "trials").write_text("\n".join(trials) + "\n")
+    (d / "scores").write_text("".join(f"{k} {values[k]}\n" for k in ["f z", "a x", "c z", "e y", "b y", "d x"]))
+
+
+def test_compute_metrics_prints_and_writes_json(tmp_path, capsys):
+    write_case(tmp_path)
+    with pytest.raises(SystemExit) as ex:
+        compute_metrics.main(["--trials", str(tmp_path / "trials"), "--scores", str(tmp_path / "scores"),
+                              "--json", str(tmp_path / "m.json"), "--det-png", str(tmp_path / "det.png"),
+                              "--system", "toy", "--extra", "NMI=0.9", "--extra", "wall time (s)=12",
+                              "--extra", "note=a=b"])
+    assert ex.value.code == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["EER 33.333", "minDCF@0.01 0.3333", "minDCF@0.05 0.3333"]
+    result = json.loads((tmp_path / "m.json").read_text())
+    assert result["system"] == "toy" and result["EER"] == pytest.approx(100 / 3)
+    assert (result["num_target"], result["num_nontarget"]) == (3, 3)
+    assert result["extra"] == {"NMI": 0.9, "wall time (s)": 12, "note": "a=b"}
+    assert result["scores"].endswith("scores") and result["det_png"].endswith("det.png")
+    assert (tmp_path / "det.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("trials_extra,scores_extra,message", [
+    ("a y target\n", "", r"trials:7: trial 'a y' has no score"),
+    ("b y target\n", "", r"trials:7: trial 'b y' repeats line 2"),
+    ("", "a x 0.5\n", r"scores:7: score for 'a x' repeats line 2"),
+    ("a y maybe\n", "a y 1\n", r"trials:7: label 'maybe' is not 'target' or 'nontarget'"),
+    ("", "a y high\n", r"scores:7: score 'high' is not a number"),
+    ("", "a y\n", r"scores:7: expected 'enroll test score', got 2 fields"),
+])
+def test_compute_metrics_errors_name_the_line(tmp_path, capsys, trials_extra, scores_extra, message):
+    write_case(tmp_path)
+    with open(tmp_path / "trials", "a") as f:
+        f.write(trials_extra)
+    with open(tmp_path / "scores", "a") as f:
+        f.write(scores_extra)
+    with pytest.raises(SystemExit) as ex:
+        compute_metrics.main(["--trials", str(tmp_path / "trials"), "--scores", str(tmp_path / "scores")])
+    assert ex.value.code == 2
+    assert message.replace("\\", "") in capsys.readouterr().err.replace("\\", "")
+
+
+def test_extra_score_lines_are_ignored(tmp_path):
+    write_case(tmp_path)
+    with open(tmp_path / "scores", "a") as f:
+        f.write("q q 9\n")
+    result = evaluate(str(tmp_path / "trials"), str(tmp_path / "scores"))
+    assert result["EER"] == pytest.approx(100 / 3) and result["num_scores_unused"] == 1
+
+
+def test_results_table(tmp_path, capsys):
+    write_case(tmp_path)
+    jsons = []
+    for name, extra in [("cos", ["--extra", "wall time (s)=12.5"]), ("asnorm", ["--extra", "NMI=0.95"])]:
+        jsons.append(str(tmp_path / f"{name}.json"))
+        with pytest.raises(SystemExit):
+            compute_metrics.main(["--trials", str(tmp_path / "trials"), "--scores", str(tmp_path / "scores"),
+                                  "--json", jsons[-1], "--system", name, *extra])
+    with pytest.raises(SystemExit) as ex:
+        results_table.main(["--out", str(tmp_path / "RESULTS.md"), "--det-png", str(tmp_path / "det.png"), *jsons])
+    assert ex.value.code == 0
+    lines = (tmp_path / "RESULTS.md").read_text().splitlines()
+    assert lines[2] == "| system | EER (%) | minDCF@0.01 | minDCF@0.05 | wall time (s) | NMI |"
+    assert lines[4] == "| cos | 33.333 | 0.3333 | 0.3333 | 12.5 | – |"
+    assert lines[5] == "| asnorm | 33.333 | 0.3333 | 0.3333 | – | 0.95 |"
+    assert "![DET curves](det.png)" in lines
+    assert (tmp_path / "det.png").stat().st_size > 1000
+    (tmp_path / "bad.json").write_text('{"system": "x"}')
+    with pytest.raises(SystemExit) as ex:
+        results_table.main(["--out", str(tmp_path / "R.md"), str(tmp_path / "bad.json")])
+    assert ex.value.code == 2
+    assert "bad.json: missing EER" in capsys.readouterr().err

@@ -1,0 +1,234 @@
+"""The one trainer: artefacts, optimiser groups, schedules, atomic checkpoints, exact resume, SIGTERM, NaN stops."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from wesv.config import load_config
+from wesv.errors import WesvError
+from wesv.methods.classifier import Classifier
+from wesv.trainer import Trainer
+from wesv.trainer.checkpoint import atomic_torch_save, load_checkpoint, prune_checkpoints
+from wesv.trainer.optim import build_optimizer, lr_factor, split_groups
+from wesv.trainer.sampler import EpochSampler
+
+from trainer_helpers import make_tiny_corpus, tiny_config
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> str:
+    return make_tiny_corpus(str(tmp_path_factory.mktemp("corpus")))
+
+
+def config(tmp_path, corpus, overrides=(), **sections):
+    path = tmp_path / "conf.yaml"
+    path.write_text(tiny_config(corpus, **sections))
+    return load_config(str(path), list(overrides))
+
+
+def read_metrics(exp) -> list[dict]:
+    with open(os.path.join(exp, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def step_losses(exp) -> dict[int, float]:
+    return {r["step"]: r["loss"] for r in read_metrics(exp) if r["kind"] == "step"}
+
+
+def final_state(exp) -> dict:
+    return load_checkpoint(os.path.join(exp, "checkpoints", "latest.pt"))["method"]
+
+
+# ---- pieces -----------------------------------------------------------------------------------------------
+
+def test_no_weight_decay_on_1d_params_and_lr_scale():
+    net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    head = nn.Linear(4, 2)
+    groups = split_groups([{"name": "backbone", "params": list(net.parameters()), "lr_scale": 0.1},
+                           {"name": "head", "params": list(head.parameters()), "lr_scale": 1.0}], 1e-3, 0.5)
+    by_name = {g["name"]: g for g in groups}
+    assert set(by_name) == {"backbone", "backbone.no_decay", "head", "head.no_decay"}
+    assert [p.shape for p in by_name["backbone"]["params"]] == [torch.Size([4, 3])]
+    assert len(by_name["backbone.no_decay"]["params"]) == 3  # linear bias, BN weight and bias
+    assert by_name["backbone.no_decay"]["weight_decay"] == 0.0 and by_name["head"]["weight_decay"] == 1e-3
+    assert by_name["backbone"]["lr"] == pytest.approx(0.05) and by_name["head"]["lr"] == 0.5
+    with pytest.raises(ValueError, match="repeats a parameter"):
+        split_groups([{"params": list(head.parameters())}, {"params": list(head.parameters())}], 0, 1)
+
+
+def test_lr_schedules(tmp_path, corpus):
+    cfg = config(tmp_path, corpus).optim
+    cfg.lr, cfg.final_lr, cfg.warmup_start_lr = 0.1, 0.001, 0.0
+    total, warm = 101, 10
+    assert lr_factor(0, total, warm, cfg) == 0.0 and lr_factor(5, total, warm, cfg) == pytest.approx(0.5)
+    assert lr_factor(warm, total, warm, cfg) == pytest.approx(1.0)
+    assert lr_factor(total - 1, total, warm, cfg) == pytest.approx(0.01)
+    mid = warm + (total - 1 - warm) // 2
+    assert lr_factor(mid, total, warm, cfg) == pytest.approx(0.505, abs=1e-3)  # cosine half-way
+    cfg.schedule = "exponential"
+    assert lr_factor(mid, total, warm, cfg) == pytest.approx(0.1, rel=1e-3)  # geometric mean of 1 and 0.01
+    assert lr_factor(total - 1, total, warm, cfg) == pytest.approx(0.01)
+    cfg.schedule = "constant"
+    assert lr_factor(total - 1, total, warm, cfg) == 1.0
+
+
+def test_sampler_order_from_seed_and_epoch_and_skip():
+    data = list(range(10))
+    a, b = EpochSampler(data, seed=1), EpochSampler(data, seed=1)
+    a.set_epoch(2)
+    b.set_epoch(2, skip=4)
+    full = list(a)
+    assert sorted(i for _, i in full) == data and all(e == 2 for e, _ in full)
+    assert list(b) == full[4:] and len(b) == 6
+    a.set_epoch(3)
+    assert list(a) != full
+    ranks = [EpochSampler(data, num_replicas=2, rank=r, seed=1) for r in range(2)]
+    for s in ranks:
+        s.set_epoch(2)
+    shards = [[i for _, i in s] for s in ranks]
+    assert sorted(shards[0] + shards[1]) == data and shards[0] == [i for _, i in full][0::2]
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    path = str(tmp_path / "latest.pt")
+    atomic_torch_save({"step": 1, "w": torch.arange(5)}, path)
+    real_save = torch.save
+
+    def crash(obj, f, *a, **k):  # writes half a file, then the machine "dies"
+        real_save(obj, f, *a, **k)
+        with open(f, "r+b") as fh:
+            fh.truncate(os.path.getsize(f) // 2)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError):
+        atomic_torch_save({"step": 2, "w": torch.zeros(5)}, path)
+    monkeypatch.undo()
+    ckpt = load_checkpoint(path)
+    assert ckpt["step"] == 1 and torch.equal(ckpt["w"], torch.arange(5))
+    assert os.listdir(tmp_path) == ["latest.pt"]  # no temp file left behind
+    (tmp_path / "torn.pt").write_bytes(b"PK\x03\x04 not a checkpoint")
+    with pytest.raises(WesvError, match="torn.pt: cannot load checkpoint"):
+        load_checkpoint(str(tmp_path / "torn.pt"))
+
+
+def test_prune_keeps_the_newest(tmp_path):
+    for e in (1, 2, 3, 10):
+        (tmp_path / f"epoch_{e}.pt").write_bytes(b"x")
+    prune_checkpoints(str(tmp_path), 2)
+    assert sorted(os.listdir(tmp_path)) == ["epoch_10.pt", "epoch_3.pt"]
+
+
+# ---- whole runs -------------------------------------------------------------------------------------------
+
+def test_run_writes_every_artefact_and_repeats_with_a_seed(tmp_path, corpus):
+    from wesv.models import load_encoder
+
+    cfg = config(tmp_path, corpus)
+    exp = str(tmp_path / "a")
+    assert Trainer(cfg, exp).fit() == 0
+    for name in ("config.yaml", "encoder.pt", "metrics.jsonl", "loss.png", "train.log",
+                 "checkpoints/latest.pt", "checkpoints/epoch_1.pt", "checkpoints/epoch_2.pt"):
+        assert os.path.isfile(os.path.join(exp, name)), name
+    records = read_metrics(exp)
+    epochs = [r for r in records if r["kind"] == "epoch"]
+    assert [r["epoch"] for r in epochs] == [1, 2] and all("acc" in r and "samples_per_s" in r for r in epochs)
+    assert len([r for r in records if r["kind"] == "step"]) == epochs[-1]["step"] == 12  # 24 utts / 4 × 2
+    enc = load_encoder(os.path.join(exp, "encoder.pt"))
+    assert enc(torch.zeros(2, 4000)).shape == (2, 8)
+    assert load_config(os.path.join(exp, "config.yaml")) == cfg  # the saved config reruns the run
+    # Same seed, same losses and weights; the exp dir refuses a second run without --resume.
+    exp_b = str(tmp_path / "b")
+    Trainer(cfg, exp_b).fit()
+    assert step_losses(exp) == step_losses(exp_b)
+    with pytest.raises(WesvError, match="already holds a run; pass --resume"):
+        Trainer(cfg, exp).fit()
+    # A finished run does nothing on --resume.
+    mtime = os.path.getmtime(os.path.join(exp, "checkpoints", "latest.pt"))
+    assert Trainer(cfg, exp, resume=True).fit() == 0
+    assert os.path.getmtime(os.path.join(exp, "checkpoints", "latest.pt")) == mtime
+
+
+@pytest.mark.parametrize("stop_at", ["epoch_end", "mid_epoch"])
+def test_resume_reproduces_the_uninterrupted_run(tmp_path, corpus, monkeypatch, stop_at):
+    cfg = config(tmp_path, corpus)
+    straight = str(tmp_path / "straight")
+    assert Trainer(cfg, straight).fit() == 0
+
+    calls = {"n": 0}
+    if stop_at == "epoch_end":
+        real = Classifier.on_epoch_end
+
+        def hook(self, epoch):
+            if epoch == 0:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return real(self, epoch)
+        monkeypatch.setattr(Classifier, "on_epoch_end", hook)
+    else:
+        real = Classifier.forward
+
+        def hook(self, batch):
+            calls["n"] += 1
+            if calls["n"] == 8:  # the 2nd step of epoch 2
+                os.kill(os.getpid(), signal.SIGTERM)
+            return real(self, batch)
+        monkeypatch.setattr(Classifier, "forward", hook)
+    resumed = str(tmp_path / "resumed")
+    assert Trainer(cfg, resumed).fit() == 128 + signal.SIGTERM
+    ckpt = load_checkpoint(os.path.join(resumed, "checkpoints", "latest.pt"))
+    assert (ckpt["epoch"], ckpt["batch_in_epoch"]) == ((1, 0) if stop_at == "epoch_end" else (1, 2))
+    monkeypatch.undo()
+    assert Trainer(cfg, resumed, resume=True).fit() == 0
+    assert step_losses(resumed) == step_losses(straight)  # including the first step after the resume
+    a, b = final_state(straight), final_state(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_sigterm_saves_and_exits_cleanly(tmp_path, corpus):
+    conf = tmp_path / "conf.yaml"
+    conf.write_text(tiny_config(corpus))
+    exp = tmp_path / "exp"
+    proc = subprocess.Popen([sys.executable, "-m", "wesv.bin.train", "--config", str(conf), "--exp-dir", str(exp),
+                             "--trainer.epochs", "1000"], stderr=subprocess.PIPE, text=True)
+    metrics = exp / "metrics.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 3):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "Resume with: python -m wesv.bin.train" in err and "--resume" in err
+    ckpt = load_checkpoint(str(exp / "checkpoints" / "latest.pt"))
+    assert ckpt["global_step"] >= 3 and not ckpt["finished"]
+    assert ckpt["global_step"] == ckpt["epoch"] * 6 + ckpt["batch_in_epoch"]
+
+
+def test_nan_loss_stops_naming_step_and_checkpoint(tmp_path, corpus, monkeypatch):
+    real = Classifier.forward
+    calls = {"n": 0}
+
+    def poisoned(self, batch):
+        calls["n"] += 1
+        loss, logs = real(self, batch)
+        return (loss * float("nan") if calls["n"] == 8 else loss), logs
+
+    monkeypatch.setattr(Classifier, "forward", poisoned)
+    exp = str(tmp_path / "exp")
+    with pytest.raises(WesvError, match=r"non-finite loss \(nan\) at epoch 2, batch 2, step 8; last good "
+                                        r"checkpoint: .*checkpoints/latest\.pt"):
+        Trainer(config(tmp_path, corpus), exp).fit()
+    assert load_checkpoint(os.path.join(exp, "checkpoints", "latest.pt"))["epoch"] == 1
+    # With nan_policy skip the step is dropped and training goes on.
+    calls["n"] = 0
+    exp2 = str(tmp_path / "skip")
+    assert Trainer(config(tmp_path, corpus, ["--trainer.nan_policy", "skip"]), exp2).fit() == 0
+    assert np.isfinite(list(step_losses(exp2).values())[-1])

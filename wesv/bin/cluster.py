@@ -1,0 +1,45 @@
+"""Cluster embeddings into pseudo-speakers and write a data dir whose utt2spk holds cluster ids."""
+from __future__ import annotations
+
+import argparse
+
+from wesv.cli import entry_point
+from wesv.cluster.pipeline import METHODS, ClusterConfig, run_clustering
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line options of ``python -m wesv.bin.cluster``."""
+    p = argparse.ArgumentParser(prog="python -m wesv.bin.cluster", description=__doc__)
+    p.add_argument("--emb", required=True, help="embedding scp of every utterance of --data (xvector.scp)")
+    p.add_argument("--data", required=True, help="source data dir (only its wav.scp is read)")
+    p.add_argument("--out", required=True, help="new data dir for the pseudo-labels (e.g. data/train_round1)")
+    p.add_argument("--method", choices=METHODS, default="kmeans_ahc")
+    p.add_argument("--num-clusters", type=int, default=None, help="target number of pseudo-speakers K")
+    p.add_argument("--num-kmeans", type=int, default=None,
+                   help="k-means clusters before agglomeration (kmeans_ahc; default 4 x K)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="stop merging at this average cosine distance (ahc, kmeans_ahc)")
+    p.add_argument("--min-cluster-size", type=int, default=1, help="drop clusters with fewer kept utterances")
+    p.add_argument("--keep-fraction", type=float, default=1.0,
+                   help="keep this fraction of utterances, those closest to their cluster centroid")
+    p.add_argument("--kmeans-iters", type=int, default=20)
+    p.add_argument("--truth-utt2spk", default=None, help="true utt2spk, read only to measure NMI/purity")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    return p
+
+
+@entry_point
+def main(argv: list[str] | None = None) -> int:
+    """Parse options and run one clustering round."""
+    args = build_parser().parse_args(argv)
+    cfg = ClusterConfig(method=args.method, num_clusters=args.num_clusters, num_kmeans=args.num_kmeans,
+                        threshold=args.threshold, min_cluster_size=args.min_cluster_size,
+                        keep_fraction=args.keep_fraction, kmeans_iters=args.kmeans_iters, seed=args.seed,
+                        device=args.device)
+    run_clustering(args.emb, args.data, args.out, cfg, truth_utt2spk=args.truth_utt2spk)
+    return 0
+
+
+if __name__ == "__main__":
+    main()

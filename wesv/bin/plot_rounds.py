@@ -1,0 +1,27 @@
+"""Plot NMI / purity / inverse purity / number of clusters over pseudo-labelling rounds."""
+from __future__ import annotations
+
+import argparse
+
+from wesv.cli import entry_point
+from wesv.cluster.plot import plot_rounds
+from wesv.log import get_logger
+
+
+@entry_point
+def main(argv: list[str] | None = None) -> int:
+    """Parse options, plot the rounds and log one line per round."""
+    p = argparse.ArgumentParser(prog="python -m wesv.bin.plot_rounds", description=__doc__)
+    p.add_argument("--reports", nargs="+", required=True, help="cluster_report.json of each round")
+    p.add_argument("--out", required=True, help="PNG to write")
+    args = p.parse_args(argv)
+    logger = get_logger("wesv.cluster")
+    for row in plot_rounds(args.reports, args.out):
+        logger.info("%s: NMI %.4f purity %.4f inverse purity %.4f clusters %d", row["round"], row["nmi"],
+                    row["purity"], row["inverse_purity"], row["num_clusters"])
+    logger.info("wrote %s", args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    main()

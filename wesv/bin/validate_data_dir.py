@@ -1,0 +1,26 @@
+"""Check a Kaldi data dir (wav.scp, utt2spk, spk2utt, trials); list every problem with its file:line and fix."""
+import argparse
+
+from wesv.cli import entry_point
+from wesv.data.datadir import validate_data_dir
+
+
+@entry_point
+def main(argv: list[str] | None = None) -> int:
+    """Validate DIR; print a one-line summary, or exit 2 with every problem."""
+    parser = argparse.ArgumentParser(prog="validate_data_dir", description=__doc__)
+    parser.add_argument("data_dir", help="Kaldi data dir holding wav.scp (and utt2spk, spk2utt, trials)")
+    parser.add_argument("--no-trials", action="store_true", help="do not check DIR/trials")
+    parser.add_argument("--check-audio", action="store_true",
+                        help="also open every audio file (runs pipes; slow on big dirs)")
+    parser.add_argument("--sample-rate", type=int, default=None,
+                        help="with --check-audio, require this sample rate")
+    args = parser.parse_args(argv)
+    summary = validate_data_dir(args.data_dir, check_trials=not args.no_trials, check_audio=args.check_audio,
+                                sample_rate=args.sample_rate)
+    print(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,252 @@
+"""One pseudo-labelling round: embeddings + data dir -> clusters -> cleaned data dir of cluster ids + report."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from wesv.cluster.ahc import cosine_ahc, weighted_average_linkage
+from wesv.cluster.filtering import cluster_sums, drop_small, keep_closest
+from wesv.cluster.kmeans import resolve_device, spherical_kmeans
+from wesv.cluster.metrics import cluster_metrics
+from wesv.data.datadir import read_scp, read_utt2spk, utt2spk_to_spk2utt, validate_data_dir, write_scp
+from wesv.errors import WesvError
+from wesv.log import get_logger
+from wesv.scoring.io import read_embeddings
+
+logger = get_logger("wesv.cluster")
+
+METHODS = ("kmeans_ahc", "ahc", "kmeans")
+SIZE_BINS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+
+
+@dataclass
+class ClusterConfig:
+    """Settings of one clustering round (the CLI options)."""
+
+    method: str = "kmeans_ahc"
+    num_clusters: int | None = None
+    num_kmeans: int | None = None  # k-means stage of kmeans_ahc; default 4 x num_clusters, at most n
+    threshold: float | None = None  # cosine distance (1 - mean cosine similarity) at which merging stops
+    min_cluster_size: int = 1
+    keep_fraction: float = 1.0
+    kmeans_iters: int = 20
+    seed: int = 0
+    device: str = "auto"
+
+
+def check_config(cfg: ClusterConfig) -> None:
+    """Reject option combinations that cannot run, naming the option."""
+    if cfg.method not in METHODS:
+        raise WesvError(f"--method {cfg.method!r}: expected one of {', '.join(METHODS)}")
+    if cfg.num_clusters is not None and cfg.num_clusters < 1:
+        raise WesvError(f"--num-clusters {cfg.num_clusters}: must be at least 1")
+    if cfg.method == "kmeans" and cfg.num_clusters is None:
+        raise WesvError("--method kmeans needs --num-clusters")
+    if cfg.method == "kmeans" and cfg.threshold is not None:
+        raise WesvError("--threshold applies to ahc and kmeans_ahc, not to --method kmeans")
+    if cfg.method == "kmeans_ahc" and cfg.num_clusters is None and cfg.threshold is None:
+        raise WesvError("--method kmeans_ahc needs --num-clusters and/or --threshold")
+    if cfg.method == "ahc" and (cfg.num_clusters is None) == (cfg.threshold is None):
+        raise WesvError("--method ahc: give exactly one of --num-clusters and --threshold")
+    if cfg.threshold is not None and not 0.0 <= cfg.threshold <= 2.0:
+        raise WesvError(f"--threshold {cfg.threshold}: a cosine distance lies in [0, 2]")
+    if cfg.num_kmeans is not None and cfg.num_clusters is not None and cfg.num_kmeans < cfg.num_clusters:
+        raise WesvError(f"--num-kmeans {cfg.num_kmeans} is below --num-clusters {cfg.num_clusters}: the k-means "
+                        "stage must over-cluster")
+    if not 0.0 < cfg.keep_fraction <= 1.0:
+        raise WesvError(f"--keep-fraction {cfg.keep_fraction}: must be in (0, 1]")
+    if cfg.min_cluster_size < 1:
+        raise WesvError(f"--min-cluster-size {cfg.min_cluster_size}: must be at least 1")
+
+
+def normalise(x: np.ndarray, scp: str, keys: list[str]) -> np.ndarray:
+    """L2-normalise rows; a non-finite or zero embedding is an error naming the scp and key."""
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1)
+    bad = np.nonzero(~np.isfinite(norms) | (norms == 0))[0]
+    if bad.size:
+        raise WesvError(f"{scp}: embedding of {keys[bad[0]]!r} is zero or not finite ({bad.size} such) — "
+                        "re-extract it")
+    return np.ascontiguousarray(x / norms[:, None])
+
+
+def load_aligned_embeddings(scp: str, utts: list[str], wav_scp: str) -> np.ndarray:
+    """Unit-norm embeddings in the order of ``utts`` (the data dir's ``wav.scp``); every key must match."""
+    keys, mat = read_embeddings(scp)
+    row = {k: i for i, k in enumerate(keys)}
+    missing = [u for u in utts if u not in row]
+    if missing:
+        raise WesvError(f"{scp}: no embedding for {len(missing)} of the {len(utts)} utterances of {wav_scp} "
+                        f"(first: {missing[0]!r}) — extract embeddings for this data dir")
+    if len(keys) != len(utts):
+        wanted = set(utts)
+        extra = [k for k in keys if k not in wanted]
+        raise WesvError(f"{scp}: {len(extra)} embedding key(s) are not utterances of {wav_scp} (first: "
+                        f"{extra[0]!r}) — the embeddings come from another data dir")
+    order = np.fromiter((row[u] for u in utts), dtype=np.int64, count=len(utts))
+    return normalise(mat[order], scp, [keys[i] for i in order])
+
+
+def cluster_embeddings(x: np.ndarray, cfg: ClusterConfig, timings: dict[str, float] | None = None) -> np.ndarray:
+    """Cluster unit rows with ``cfg.method``; returns labels 0..K-1. ``timings`` collects seconds per phase."""
+    timings = {} if timings is None else timings
+    use_gpu = resolve_device(cfg.device)
+    n = len(x)
+    if cfg.num_clusters is not None and cfg.num_clusters > n:
+        raise WesvError(f"--num-clusters {cfg.num_clusters} exceeds the {n} utterances")
+    t0 = time.perf_counter()
+    if cfg.method == "ahc":
+        labels = cosine_ahc(x, cfg.num_clusters, cfg.threshold)
+        timings["ahc"] = time.perf_counter() - t0
+        return labels
+    k0 = cfg.num_clusters if cfg.method == "kmeans" else cfg.num_kmeans
+    if k0 is None:
+        k0 = 4 * cfg.num_clusters if cfg.num_clusters is not None else int(np.sqrt(n) * 4)
+    k0 = min(k0, n)
+    _, assign = spherical_kmeans(x, k0, niter=cfg.kmeans_iters, seed=cfg.seed, use_gpu=use_gpu)
+    timings["kmeans"] = time.perf_counter() - t0
+    logger.info("k-means: %d utterances -> %d clusters in %.1f s", n, int(assign.max()) + 1, timings["kmeans"])
+    if cfg.method == "kmeans":
+        return assign
+    t1 = time.perf_counter()
+    sizes = np.bincount(assign)
+    means = (cluster_sums(x, assign, len(sizes)) / np.maximum(sizes, 1)[:, None]).astype(np.float32)
+    used = sizes > 0
+    atom = np.cumsum(used) - 1  # atoms left empty by k-means are skipped
+    min_sim = None if cfg.threshold is None else 1.0 - cfg.threshold
+    merged = weighted_average_linkage(means[used], sizes[used], num_clusters=cfg.num_clusters,
+                                      min_similarity=min_sim, use_gpu=use_gpu)
+    timings["ahc"] = time.perf_counter() - t1
+    return merged[atom[assign]]
+
+
+def relabel_by_size(labels: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Renumber the clusters present in ``mask`` 0..K-1, largest first (ties: lower old id); others become -1."""
+    counts = np.bincount(labels[mask], minlength=int(labels.max()) + 1)
+    present = np.nonzero(counts)[0]
+    order = present[np.lexsort((present, -counts[present]))]
+    new = np.full(len(counts), -1, dtype=np.int64)
+    new[order] = np.arange(len(order))
+    out = new[labels]
+    out[~mask] = -1
+    return out
+
+
+def size_summary(labels: np.ndarray) -> dict:
+    """Cluster-size statistics and a histogram over SIZE_BINS for the report."""
+    sizes = np.bincount(labels[labels >= 0])
+    sizes = sizes[sizes > 0]
+    if sizes.size == 0:
+        return {"num_clusters": 0}
+    edges = list(SIZE_BINS) + [np.inf]
+    hist = {}
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        name = f"{lo}+" if hi == np.inf else (str(lo) if hi == lo + 1 else f"{lo}-{int(hi) - 1}")
+        hist[name] = int(((sizes >= lo) & (sizes < hi)).sum())
+    return {"num_clusters": int(sizes.size), "min": int(sizes.min()), "max": int(sizes.max()),
+            "mean": float(sizes.mean()), "median": float(np.median(sizes)),
+            "p10": float(np.percentile(sizes, 10)), "p90": float(np.percentile(sizes, 90)), "histogram": hist}
+
+
+def cluster_name(index: int, num_clusters: int) -> str:
+    """Zero-padded cluster id (``c00042``), wide enough for ``num_clusters`` and at least five digits."""
+    return f"c{index:0{max(5, len(str(num_clusters - 1)))}d}"
+
+
+def write_cluster_datadir(out: str, wav: dict[str, str], utts: list[str], labels: np.ndarray) -> None:
+    """Write ``wav.scp``, ``utt2spk`` and ``spk2utt`` (sorted) for the rows with ``labels >= 0``; validate."""
+    os.makedirs(out, exist_ok=True)
+    k = int(labels.max()) + 1
+    kept = np.nonzero(labels >= 0)[0]
+    utt2spk = {utts[i]: cluster_name(int(labels[i]), k) for i in kept}
+    write_scp(os.path.join(out, "wav.scp"), {u: wav[u] for u in utt2spk})
+    write_scp(os.path.join(out, "utt2spk"), utt2spk)
+    # write_scp sorts keys in C order, so each cluster's utterances also come out sorted.
+    write_scp(os.path.join(out, "spk2utt"), utt2spk_to_spk2utt(dict(sorted(utt2spk.items()))))
+    validate_data_dir(out, check_trials=False)
+
+
+def read_truth(path: str, utts: list[str]) -> np.ndarray:
+    """True speaker indices of ``utts`` from an ``utt2spk`` named explicitly (only to measure purity)."""
+    utt2spk = read_utt2spk(path)
+    missing = [u for u in utts if u not in utt2spk]
+    if missing:
+        raise WesvError(f"{path}: no speaker for {len(missing)} utterance(s) (first: {missing[0]!r}) — pass the "
+                        "utt2spk of the data dir that was clustered")
+    _, truth = np.unique([utt2spk[u] for u in utts], return_inverse=True)
+    return truth
+
+
+def write_json(path: str, obj: dict) -> None:
+    """Write JSON atomically (temp name, then rename)."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def run_clustering(emb: str, data: str, out: str, cfg: ClusterConfig, truth_utt2spk: str | None = None) -> dict:
+    """Cluster the embeddings of ``data``'s utterances and write the pseudo-label data dir ``out``; returns the
+    report also written to ``out/cluster_report.json``. The source ``utt2spk`` is read only if named as truth."""
+    check_config(cfg)
+    if os.path.abspath(out) == os.path.abspath(data):
+        raise WesvError(f"--out {out} is the source data dir — write pseudo-labels to a new dir (data/train_round1)")
+    start = time.perf_counter()
+    wav_path = os.path.join(data, "wav.scp")
+    if not os.path.isfile(wav_path):
+        raise WesvError(f"{wav_path}: not found — --data must be a Kaldi data dir")
+    wav = read_scp(wav_path)
+    utts = list(wav)
+    truth = read_truth(truth_utt2spk, utts) if truth_utt2spk else None
+    t0 = time.perf_counter()
+    x = load_aligned_embeddings(emb, utts, wav_path)
+    timings = {"load": time.perf_counter() - t0}
+    logger.info("clustering %d embeddings of dimension %d with %s", len(x), x.shape[1], cfg.method)
+
+    labels = cluster_embeddings(x, cfg, timings)
+    n = len(labels)
+    mask = np.ones(n, dtype=bool)
+    if cfg.keep_fraction < 1.0:
+        mask = keep_closest(x, labels, cfg.keep_fraction)
+        logger.info("keep-fraction %.3f: kept %d of %d utterances closest to their centroid, dropped %d",
+                    cfg.keep_fraction, mask.sum(), n, n - mask.sum())
+    after_fraction = mask
+    mask = drop_small(labels, after_fraction, cfg.min_cluster_size)
+    small = np.unique(labels[after_fraction & ~mask])
+    logger.info("min-cluster-size %d: dropped %d clusters holding %d utterances", cfg.min_cluster_size,
+                small.size, int((after_fraction & ~mask).sum()))
+    if not mask.any():
+        raise WesvError(f"no utterance left after --keep-fraction {cfg.keep_fraction} and --min-cluster-size "
+                        f"{cfg.min_cluster_size} — relax them")
+    final = relabel_by_size(labels, mask)
+    t0 = time.perf_counter()
+    write_cluster_datadir(out, wav, utts, final)
+    timings["write"] = time.perf_counter() - t0
+    timings["total"] = time.perf_counter() - start
+
+    report = {
+        "method": cfg.method, "config": asdict(cfg), "embeddings": emb, "data": data, "out": out,
+        "num_utts": n, "num_utts_kept": int(mask.sum()), "fraction_kept": float(mask.mean()),
+        "num_clusters_found": int(labels.max()) + 1, "num_clusters": int(final.max()) + 1,
+        "dropped": {"keep_fraction_utts": int(n - after_fraction.sum()),
+                    "min_cluster_size_clusters": int(small.size),
+                    "min_cluster_size_utts": int((after_fraction & ~mask).sum())},
+        "sizes": size_summary(final), "time_s": {k: round(v, 3) for k, v in timings.items()},
+    }
+    if truth is not None:
+        report["truth_utt2spk"] = truth_utt2spk
+        report["metrics_all"] = cluster_metrics(labels, truth)
+        report["metrics"] = {**cluster_metrics(final[mask], truth[mask]), "fraction_kept": float(mask.mean())}
+        m = report["metrics"]
+        logger.info("vs truth (kept utterances): NMI %.4f purity %.4f inverse purity %.4f, %d clusters for %d "
+                    "speakers, %.1f%% kept", m["nmi"], m["purity"], m["inverse_purity"], m["num_clusters"],
+                    m["num_speakers"], 100 * m["fraction_kept"])
+    write_json(os.path.join(out, "cluster_report.json"), report)
+    logger.info("wrote %s: %d utterances in %d clusters (%.1f s)", out, report["num_utts_kept"],
+                report["num_clusters"], timings["total"])
+    return report

@@ -1,0 +1,225 @@
+"""Load ``wav.scp`` values (file path, Kaldi pipe ``cmd |``, ``file.ark:offset``) as float32 mono; random crops."""
+from __future__ import annotations
+
+import io
+import math
+import os
+import re
+import struct
+import subprocess
+from typing import Sequence
+
+import numpy as np
+import soundfile as sf
+
+from wesv.errors import WesvError
+
+_ARK = re.compile(r"^(?P<path>.+):(?P<offset>\d+)(?P<slice>\[[^\]]*\])?$")
+CHANNELS = ("first", "mean")
+SHORT = ("repeat", "pad", "error")
+_STDERR_TAIL = 1500  # characters of a failed command's stderr put in the error
+
+
+def spec_kind(spec: str) -> str:
+    """``"pipe"`` (ends in ``|``), ``"ark"`` (``file.ark:offset``) or ``"file"``."""
+    s = spec.strip()
+    if s.endswith("|"):
+        return "pipe"
+    if _ARK.match(s) and not os.path.exists(s):
+        return "ark"
+    return "file"
+
+
+def _who(spec: str, utt: str | None) -> str:
+    return f"utterance {utt!r} ({spec!r})" if utt is not None else repr(spec)
+
+
+def _fix_streamed_wav(data: bytes) -> bytes:
+    """Patch RIFF/data sizes left at 0 by tools writing a wav header to a pipe (they cannot seek back)."""
+    if len(data) < 44 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return data
+    pos = 12
+    while pos + 8 <= len(data):
+        chunk, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
+        if chunk == b"data":
+            actual = len(data) - pos - 8
+            if size == 0 or size > actual:
+                buf = bytearray(data)
+                buf[4:8] = struct.pack("<I", min(len(data) - 8, 0xFFFFFFFF))
+                buf[pos + 4:pos + 8] = struct.pack("<I", min(actual, 0xFFFFFFFF))
+                return bytes(buf)
+            return data
+        pos += 8 + size + (size & 1)
+    return data
+
+
+def _run_pipe(spec: str, utt: str | None) -> bytes:
+    cmd = spec.strip()[:-1].strip()
+    try:
+        # pipefail: a failing first stage of 'a | b' must not pass as an empty success
+        proc = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except OSError as err:
+        raise WesvError(f"{_who(spec, utt)}: cannot start the command ({err.strerror})") from err
+    if proc.returncode != 0:
+        stderr = proc.stderr.decode("utf-8", "replace").strip()[-_STDERR_TAIL:]
+        raise WesvError(f"{_who(spec, utt)}: command failed with exit code {proc.returncode}"
+                        + (f"; its stderr: {stderr}" if stderr else "") + " — run the command by hand to see why")
+    if not proc.stdout:
+        raise WesvError(f"{_who(spec, utt)}: command wrote no audio to stdout — it must write a wav to '-'")
+    return proc.stdout
+
+
+def _decode(source, spec: str, utt: str | None) -> tuple[np.ndarray, int]:
+    try:
+        data, rate = sf.read(source, dtype="float32", always_2d=True)
+    except (RuntimeError, ValueError, TypeError, EOFError) as err:
+        raise WesvError(f"{_who(spec, utt)}: cannot decode audio ({err}) — is it a valid audio file?") from err
+    return data, rate
+
+
+def _read_ark(spec: str, utt: str | None) -> tuple[np.ndarray, int]:
+    import kaldiio
+
+    path = _ARK.match(spec.strip()).group("path")
+    if not os.path.isfile(path):
+        raise WesvError(f"{_who(spec, utt)}: ark file {path!r} does not exist — check wav.scp")
+    try:
+        loaded = kaldiio.load_mat(spec.strip())
+    except Exception as err:  # kaldiio raises bare ValueError/EOFError/struct.error for a bad offset
+        raise WesvError(f"{_who(spec, utt)}: cannot read from the ark ({err}) — is the offset right?") from err
+    if not isinstance(loaded, tuple):
+        raise WesvError(f"{_who(spec, utt)}: the ark holds a matrix, not audio — wav.scp must point at wav data")
+    rate, array = loaded
+    array = np.asarray(array)
+    if np.issubdtype(array.dtype, np.integer):
+        array = array.astype(np.float32) / float(np.iinfo(array.dtype).max + 1)
+    array = array.astype(np.float32, copy=False)
+    return (array[:, None] if array.ndim == 1 else array), int(rate)
+
+
+def _check_file(spec: str, utt: str | None) -> str:
+    path = spec.strip()
+    if not os.path.exists(path):
+        raise WesvError(f"{_who(spec, utt)}: no such file — check wav.scp or the audio path")
+    if os.path.isdir(path):
+        raise WesvError(f"{_who(spec, utt)}: is a directory, not an audio file")
+    if os.path.getsize(path) == 0:
+        raise WesvError(f"{_who(spec, utt)}: empty file (0 bytes) — re-create it or remove it from wav.scp")
+    return path
+
+
+def audio_info(spec: str, utt: str | None = None) -> tuple[int, int]:
+    """``(num_samples, sample_rate)`` of a spec: header only for files, a full load for pipes and arks."""
+    kind = spec_kind(spec)
+    if kind == "file":
+        path = _check_file(spec, utt)
+        try:
+            info = sf.info(path)
+        except (RuntimeError, ValueError) as err:
+            raise WesvError(f"{_who(spec, utt)}: cannot decode audio ({err}) — is it a valid audio file?") from err
+        return int(info.frames), int(info.samplerate)
+    data, rate = _read_ark(spec, utt) if kind == "ark" else _decode(io.BytesIO(_fix_streamed_wav(
+        _run_pipe(spec, utt))), spec, utt)
+    return int(data.shape[0]), rate
+
+
+def audio_num_samples(spec: str, sample_rate: int | None = None, utt: str | None = None) -> int:
+    """Length in samples (at ``sample_rate`` when given, i.e. after resampling); cheap for plain files."""
+    num, rate = audio_info(spec, utt)
+    if sample_rate is None or sample_rate == rate:
+        return num
+    g = math.gcd(rate, sample_rate)
+    return math.ceil(num * (sample_rate // g) / (rate // g))
+
+
+def load_audio(spec: str, sample_rate: int = 16000, *, resample: bool = False, channel: str = "first",
+               start: int = 0, num_samples: int | None = None, utt: str | None = None) -> np.ndarray:
+    """Load a ``wav.scp`` value as float32 mono in [-1, 1].
+
+    ``start``/``num_samples`` count samples at ``sample_rate`` (fewer come back where the audio ends first);
+    plain files at the right rate are read partially, pipes and arks are decoded whole and then sliced.
+    """
+    if channel not in CHANNELS:
+        raise WesvError(f"channel={channel!r}: choose one of {', '.join(CHANNELS)}")
+    if start < 0 or (num_samples is not None and num_samples < 1):
+        raise WesvError(f"start={start}, num_samples={num_samples}: start must be >= 0 and num_samples >= 1")
+    kind = spec_kind(spec)
+    sliced = False
+    if kind == "file":
+        path = _check_file(spec, utt)
+        try:
+            with sf.SoundFile(path) as f:
+                rate, frames = f.samplerate, f.frames
+                if rate == sample_rate:  # partial read: seek, then read only what is asked
+                    if start >= frames > 0:
+                        raise WesvError(f"{_who(spec, utt)}: start {start} is past the end ({frames} samples)")
+                    f.seek(start)
+                    data = f.read(-1 if num_samples is None else num_samples, dtype="float32", always_2d=True)
+                    sliced = True
+                else:
+                    data = f.read(dtype="float32", always_2d=True)
+        except (RuntimeError, ValueError, TypeError, EOFError) as err:
+            raise WesvError(f"{_who(spec, utt)}: cannot decode audio ({err}) — is it a valid audio file?") from err
+    elif kind == "ark":
+        data, rate = _read_ark(spec, utt)
+    else:
+        data, rate = _decode(io.BytesIO(_fix_streamed_wav(_run_pipe(spec, utt))), spec, utt)
+
+    if data.shape[0] == 0:
+        raise WesvError(f"{_who(spec, utt)}: holds no samples — re-create the file or remove it from wav.scp")
+    wave = data[:, 0] if channel == "first" or data.shape[1] == 1 else data.mean(axis=1)
+    if rate != sample_rate:
+        if not resample:
+            raise WesvError(f"{_who(spec, utt)}: sample rate is {rate} Hz, expected {sample_rate} Hz — resample "
+                            f"the data (e.g. sox in.wav -r {sample_rate} out.wav) or turn resampling on")
+        from scipy.signal import resample_poly
+
+        g = math.gcd(rate, sample_rate)
+        wave = resample_poly(wave, sample_rate // g, rate // g)
+    if not sliced and (start or num_samples is not None):
+        if start >= wave.shape[0]:
+            raise WesvError(f"{_who(spec, utt)}: start {start} is past the end ({wave.shape[0]} samples)")
+        wave = wave[start:None if num_samples is None else start + num_samples]
+    return np.ascontiguousarray(wave, dtype=np.float32)
+
+
+def crop(wave: np.ndarray, num_samples: int, rng: np.random.Generator, short: str = "repeat", *,
+         utt: str | None = None) -> np.ndarray:
+    """A random ``num_samples`` window; a shorter wave is repeated, zero-padded at the end, or refused."""
+    if short not in SHORT:
+        raise WesvError(f"short={short!r}: choose one of {', '.join(SHORT)}")
+    n = wave.shape[0]
+    if n >= num_samples:
+        start = int(rng.integers(0, n - num_samples + 1))
+        return wave[start:start + num_samples].copy()
+    who = f"utterance {utt!r}" if utt is not None else "the wave"
+    if n == 0:
+        raise WesvError(f"{who} is empty — nothing to crop")
+    if short == "error":
+        raise WesvError(f"{who} has {n} samples, shorter than the {num_samples}-sample crop — drop short "
+                        "utterances from the data dir or crop with short='repeat' or 'pad'")
+    if short == "pad":
+        return np.concatenate([wave, np.zeros(num_samples - n, dtype=wave.dtype)])
+    tiled = np.tile(wave, num_samples // n + 2)
+    start = int(rng.integers(0, n))
+    return tiled[start:start + num_samples].copy()
+
+
+def crops(wave: np.ndarray, num_samples_list: Sequence[int], rng: np.random.Generator, short: str = "repeat", *,
+          utt: str | None = None) -> list[np.ndarray]:
+    """Several random crops, non-overlapping when the wave holds them all, else at independent positions."""
+    sizes = [int(s) for s in num_samples_list]
+    total, n = sum(sizes), wave.shape[0]
+    if n < total or not sizes:
+        return [crop(wave, s, rng, short, utt=utt) for s in sizes]
+    # Random order of the segments, and the spare samples shared out as sorted random gaps between them.
+    order = rng.permutation(len(sizes))
+    gaps = np.sort(rng.integers(0, n - total + 1, size=len(sizes)))
+    out: list[np.ndarray | None] = [None] * len(sizes)
+    pos = 0
+    for gap, i in zip(gaps, order):
+        start = int(gap) + pos
+        out[i] = wave[start:start + sizes[i]].copy()
+        pos += sizes[i]
+    return out  # type: ignore[return-value]

@@ -1,0 +1,84 @@
+"""Build encoders by registry name, and save/load them as one self-describing file (name, config, weights)."""
+import dataclasses
+import os
+import pickle
+import tempfile
+import zipfile
+from typing import Any
+
+import torch
+from torch import nn
+
+from wesv.config.typed import from_dict, to_dict
+from wesv.errors import WesvError
+from wesv.models.base import ENCODERS
+
+FORMAT = "wesv-encoder"
+VERSION = 1
+
+
+def encoder_config_class(name: str) -> type:
+    """The config dataclass of a registered encoder (unknown names raise WesvError listing the known ones)."""
+    return ENCODERS.get(name).config
+
+
+def build_encoder(name: str, cfg: Any = None) -> nn.Module:
+    """Build encoder ``name`` from its config dataclass, a mapping of its fields, or None (defaults)."""
+    cls = encoder_config_class(name)
+    if cfg is None or isinstance(cfg, dict):
+        cfg = from_dict(cls, cfg or {}, prefix="encoder.")
+    elif not isinstance(cfg, cls):
+        raise TypeError(f"encoder {name!r} needs a {cls.__name__} or a dict, got {type(cfg).__name__}")
+    model = ENCODERS.get(name).factory(cfg)
+    model.registry_name = name
+    return model
+
+
+def save_encoder(path: str, encoder: nn.Module) -> None:
+    """Write the encoder's registry name, config and weights to ``path`` atomically (temp file, then rename)."""
+    name = getattr(encoder, "registry_name", "")
+    if not name or not dataclasses.is_dataclass(getattr(encoder, "cfg", None)):
+        raise ValueError("save_encoder needs a module made by build_encoder (registry_name and cfg are missing)")
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "name": name,
+        "config": to_dict(encoder.cfg),
+        "state_dict": {k: v.detach().cpu() for k, v in encoder.state_dict().items()},
+    }
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".encoder.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def load_encoder(path: str, map_location: Any = "cpu") -> nn.Module:
+    """Rebuild an encoder saved by ``save_encoder``, in eval mode; bad or missing files raise WesvError."""
+    if not os.path.isfile(path):
+        raise WesvError(f"{path}: encoder file not found; give the encoder.pt an experiment wrote")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as err:
+        raise WesvError(f"{path}: not a readable encoder file ({err}); re-export it or check the copy") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise WesvError(f"{path}: not a wesv encoder file (no '{FORMAT}' header); give the encoder.pt an "
+                        "experiment wrote, not a training checkpoint")
+    if payload.get("version", 0) > VERSION:
+        raise WesvError(f"{path}: encoder file version {payload['version']} is newer than this wesv "
+                        f"(reads {VERSION}); upgrade wesv")
+    try:
+        model = build_encoder(payload["name"], payload["config"])
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, RuntimeError) as err:
+        raise WesvError(f"{path}: encoder file does not match its architecture ({err})") from None
+    except WesvError as err:
+        raise WesvError(f"{path}: {err}") from None
+    if map_location is not None and not callable(map_location) and not isinstance(map_location, dict):
+        model.to(map_location)
+    return model.eval()

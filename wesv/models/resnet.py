@@ -1,0 +1,97 @@
+"""ResNet speaker encoders in WeSpeaker's style: 2-D BasicBlocks over (freq, time), temporal statistics pooling."""
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from wesv.errors import WesvError
+from wesv.features.fbank import FbankConfig
+from wesv.models.base import ENCODERS, FbankEncoder
+from wesv.models.pooling import TemporalStatsPool
+
+
+@dataclass
+class ResNetConfig:
+    """ResNet; the defaults are WeSpeaker's ResNet34 (blocks [3,4,6,3], width 32, embed 256, one embedding layer)."""
+
+    fbank: FbankConfig = field(default_factory=FbankConfig)
+    num_blocks: list[int] = field(default_factory=lambda: [3, 4, 6, 3])
+    base_width: int = 32
+    embed_dim: int = 256
+    two_emb_layer: bool = False  # WeSpeaker's option: Linear → ReLU → BN → Linear
+
+    def __post_init__(self) -> None:
+        if len(self.num_blocks) != 4 or min(self.num_blocks) < 1 or self.base_width < 1:
+            raise WesvError(f"resnet: num_blocks must be 4 positive counts and base_width positive, got "
+                            f"{self.num_blocks} / {self.base_width}")
+
+
+@dataclass
+class ResNetSmallConfig(ResNetConfig):
+    """A CPU-sized ResNet for the embedded corpus (blocks [1,1,1,1], width 16; ~0.9 M parameters)."""
+
+    num_blocks: list[int] = field(default_factory=lambda: [1, 1, 1, 1])
+    base_width: int = 16
+    embed_dim: int = 128
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convs with BN and a (projected when needed) shortcut."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_planes != planes:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False),
+                                          nn.BatchNorm2d(planes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class ResNet(FbankEncoder):
+    """ResNet encoder: stem conv, four stages (stride 1, 2, 2, 2), mean+std over time of (channels × freq)."""
+
+    def __init__(self, cfg: ResNetConfig):
+        super().__init__(cfg, cfg.fbank, cfg.embed_dim)
+        w = cfg.base_width
+        self.conv1 = nn.Conv2d(1, w, 3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(w)
+        stages, in_planes = [], w
+        for i, (blocks, stride) in enumerate(zip(cfg.num_blocks, (1, 2, 2, 2))):
+            planes = w * 2**i
+            layers = [BasicBlock(in_planes, planes, stride)]
+            layers += [BasicBlock(planes, planes) for _ in range(blocks - 1)]
+            stages.append(nn.Sequential(*layers))
+            in_planes = planes
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        freq = cfg.fbank.num_mel_bins
+        for _ in range(3):  # a 3x3 stride-2 conv with padding 1 maps F to ceil(F / 2)
+            freq = (freq + 1) // 2
+        self.stats_dim = in_planes * freq
+        self.pool = TemporalStatsPool()
+        self.seg_1 = nn.Linear(2 * self.stats_dim, cfg.embed_dim)
+        if cfg.two_emb_layer:
+            self.seg_bn_1 = nn.BatchNorm1d(cfg.embed_dim, affine=False)
+            self.seg_2 = nn.Linear(cfg.embed_dim, cfg.embed_dim)
+
+    def embed(self, feats: torch.Tensor) -> torch.Tensor:
+        """``(B, frames, bins)`` → ``(B, embed_dim)``."""
+        x = feats.transpose(1, 2).unsqueeze(1)  # (B, 1, F, T)
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
+        emb = self.seg_1(self.pool(out.flatten(1, 2)))
+        if self.cfg.two_emb_layer:
+            emb = self.seg_2(self.seg_bn_1(F.relu(emb)))
+        return emb
+
+
+ENCODERS.register("resnet34", config=ResNetConfig)(ResNet)
+ENCODERS.register("resnet_small", config=ResNetSmallConfig)(ResNet)

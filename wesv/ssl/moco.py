@@ -1,0 +1,142 @@
+"""MoCo for speakers: InfoNCE between a query crop and a momentum-encoded key crop of one utterance, with a queue."""
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from wesv.errors import WesvError
+from wesv.ssl import dist
+from wesv.ssl.ema import ema_update_, frozen_copy
+from wesv.ssl.heads import ProjectionHead
+from wesv.ssl.views import ViewsConfig, ViewsDataset, build_views_dataset
+from wesv.trainer.method import DataInfo, Method, register_method
+
+
+@dataclass
+class MocoConfig(ViewsConfig):
+    """MoCo settings (METHODS.md); two 2–3 s crops per utterance by default."""
+
+    num_global: int = 2
+    global_seconds: float = 2.0
+    global_seconds_max: float | None = 3.0
+    num_local: int = 0
+    proj_dim: int = 128
+    proj_hidden_dim: int = 2048  # 0: a single linear projection
+    queue_size: int = 65536
+    temperature: float = 0.07
+    momentum: float = 0.999
+    symmetric: bool = False  # also swap the roles of the two crops (and enqueue both keys)
+    shuffle_bn_chunks: int = 4  # one process: BN statistics per chunk (see ``Moco._encode_keys``)
+
+
+def info_nce_logits(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``[q·k⁺, q·queue_j …] / T``, shape ``(B, 1 + Q)``; the positive is column 0."""
+    l_pos = torch.sum(q * k, dim=-1, keepdim=True)
+    l_neg = q @ queue.t()
+    return torch.cat([l_pos, l_neg], dim=1) / temperature
+
+
+def chunk_sizes(n: int, chunks: int) -> list[int]:
+    """Split ``n`` into at most ``chunks`` near-equal parts of at least 2 (BatchNorm needs two samples)."""
+    g = max(1, min(chunks, n // 2))
+    return [n // g + (1 if i < n % g else 0) for i in range(g)]
+
+
+@register_method("moco", config=MocoConfig)
+class Moco(Method):
+    """Query encoder + projector trained by InfoNCE against an EMA key encoder and a FIFO queue of past keys."""
+
+    uses_labels = False
+
+    def __init__(self, cfg: MocoConfig, encoder: nn.Module, data_info: DataInfo):
+        super().__init__(cfg, encoder, data_info)
+        if cfg.num_global + cfg.num_local < 2:
+            raise WesvError("MoCo needs two views: set method.num_global: 2 (and method.num_local: 0)")
+        if cfg.queue_size < 1:
+            raise WesvError(f"method.queue_size must be >= 1 (got {cfg.queue_size})")
+        self.head = ProjectionHead(encoder.embed_dim, cfg.proj_dim, cfg.proj_hidden_dim)
+        self.key_encoder = frozen_copy(encoder)
+        self.key_head = frozen_copy(self.head)
+        # Buffers, so the queue and its pointer are checkpointed and resumed with the model.
+        self.register_buffer("queue", F.normalize(torch.randn(cfg.queue_size, cfg.proj_dim), dim=1))
+        self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+
+    @classmethod
+    def build_dataset(cls, cfg: MocoConfig, data_cfg: Any, augmenter: Callable | None, seed: int) -> ViewsDataset:
+        """Two augmented crops of each training utterance (never reads its utt2spk)."""
+        return build_views_dataset(cfg, data_cfg.train, augmenter, seed, data_cfg.sample_rate, data_cfg.short,
+                                   data_cfg.resample)
+
+    @classmethod
+    def data_info(cls, cfg: MocoConfig, dataset: ViewsDataset) -> DataInfo:
+        """Number of samples only: MoCo uses no labels."""
+        return DataInfo(num_samples=len(dataset))
+
+    def _encode_queries(self, x: torch.Tensor) -> torch.Tensor:
+        if dist.world_size() > 1:
+            return self.head(self.encoder(x))
+        return torch.cat([self.head(self.encoder(c)) for c in x.split(chunk_sizes(len(x), self.cfg.shuffle_bn_chunks))])
+
+    @torch.no_grad()
+    def _encode_keys(self, x: torch.Tensor) -> torch.Tensor:
+        """Keys with Shuffle-BN: no key shares its BatchNorm statistics with its own query's.
+
+        Under DDP the key batch is shuffled across ranks (MoCo). In one process the batch plays G virtual GPUs:
+        queries are encoded in G chunks in batch order, keys in G chunks of a shuffled batch, so each key's BN
+        statistics come from a random subset, as a key on another GPU would — the same cost, no process group.
+        """
+        if dist.world_size() > 1:
+            return self._encode_keys_ddp(x)
+        perm = torch.randperm(len(x), device=x.device)
+        parts = x[perm].split(chunk_sizes(len(x), self.cfg.shuffle_bn_chunks))
+        shuffled = torch.cat([self.key_head(self.key_encoder(c)) for c in parts])
+        return shuffled[torch.argsort(perm)]
+
+    @torch.no_grad()
+    def _encode_keys_ddp(self, x: torch.Tensor) -> torch.Tensor:
+        x_all, sizes = dist.all_gather_cat(x)
+        perm = torch.randperm(len(x_all), device=x.device)
+        dist.broadcast_(perm, src=0)
+        start = sum(sizes[: dist.rank()])
+        mine = perm[start:start + len(x)]
+        k_all, _ = dist.all_gather_cat(self.key_head(self.key_encoder(x_all[mine])))
+        unshuffled = torch.empty_like(k_all)
+        unshuffled[perm] = k_all
+        return unshuffled[start:start + len(x)]
+
+    def _loss(self, q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = info_nce_logits(q, k, queue, self.cfg.temperature)
+        target = torch.zeros(len(q), dtype=torch.long, device=q.device)
+        return F.cross_entropy(logits, target), (logits.argmax(1) == 0).float().mean()
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """InfoNCE of view 0 (query) against view 1 (key) and the queue; then enqueue the keys."""
+        x1, x2 = batch["views"][0], batch["views"][1]
+        queue = self.queue.clone().detach()  # enqueue below writes the buffer in place
+        q = self._encode_queries(x1)
+        k = self._encode_keys(x2)
+        loss, acc = self._loss(q, k, queue)
+        keys = k
+        if self.cfg.symmetric:
+            q2, k2 = self._encode_queries(x2), self._encode_keys(x1)
+            loss2, acc2 = self._loss(q2, k2, queue)
+            loss, acc, keys = (loss + loss2) / 2, (acc + acc2) / 2, torch.cat([k, k2])
+        self._enqueue(keys)
+        return loss, {"moco_acc": acc.detach()}
+
+    @torch.no_grad()
+    def _enqueue(self, keys: torch.Tensor) -> None:
+        """Write every rank's keys into the ring buffer at the pointer, oldest first out (wrap-around)."""
+        keys, _ = dist.all_gather_cat(keys.detach())
+        size, n = self.queue.shape[0], keys.shape[0]
+        first = max(0, n - size)  # more keys than slots: the older ones would be overwritten at once
+        idx = (self.queue_ptr + torch.arange(first, n, device=keys.device)) % size
+        self.queue[idx] = keys[first:].to(self.queue.dtype)
+        self.queue_ptr.copy_((self.queue_ptr + n) % size)
+
+    def after_optimizer_step(self, step: int, total_steps: int) -> None:
+        """Momentum update of the key encoder and projector."""
+        ema_update_(self.key_encoder, self.encoder, self.cfg.momentum)
+        ema_update_(self.key_head, self.head, self.cfg.momentum)

@@ -1,0 +1,193 @@
+"""Multi-view dataset for DINO / MoCo: K global + L local augmented crops per utterance (seams 2 and 4)."""
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from wesv.data.audio import crop, crops, load_audio
+from wesv.data.datadir import read_scp, read_utt2spk
+from wesv.errors import WesvError
+
+CLUSTER_VIEWS = ("global", "local", "all")
+
+
+@dataclass
+class ViewsConfig:
+    """How views are cut; DINO and MoCo configs inherit these fields (flat in the ``method:`` section)."""
+
+    num_global: int = 2
+    global_seconds: float = 3.0
+    global_seconds_max: float | None = None  # a length range: one length per batch (and group) in [min, max]
+    num_local: int = 4
+    local_seconds: float = 2.0
+    local_seconds_max: float | None = None
+    # Seam 4 (C-DINO): a *pseudo-label* data dir whose utt2spk maps utterances to clusters. Never the training dir.
+    cluster_data: str | None = None
+    p_same_cluster: float = 0.0  # chance that a view is cut from another utterance of the same cluster
+    cluster_views: str = "global"  # which views may come from the cluster: "global", "local" or "all"
+
+
+def check_views_config(cfg: ViewsConfig) -> None:
+    """Raise ``WesvError`` naming the ``method.*`` key of an inconsistent view setting."""
+    if cfg.num_global < 1 or cfg.num_local < 0:
+        raise WesvError(f"method.num_global must be >= 1 and method.num_local >= 0 (got {cfg.num_global}, "
+                        f"{cfg.num_local})")
+    for name in ("global", "local"):
+        lo, hi = getattr(cfg, f"{name}_seconds"), getattr(cfg, f"{name}_seconds_max")
+        if lo <= 0 or (hi is not None and hi < lo):
+            raise WesvError(f"method.{name}_seconds must be > 0 and method.{name}_seconds_max >= it "
+                            f"(got {lo}, {hi})")
+    if cfg.cluster_views not in CLUSTER_VIEWS:
+        raise WesvError(f"method.cluster_views must be one of {CLUSTER_VIEWS} (got {cfg.cluster_views!r})")
+    if not 0.0 <= cfg.p_same_cluster <= 1.0:
+        raise WesvError(f"method.p_same_cluster must be in [0, 1] (got {cfg.p_same_cluster})")
+    if cfg.p_same_cluster > 0 and not cfg.cluster_data:
+        raise WesvError("method.p_same_cluster > 0 needs method.cluster_data (a pseudo-label data dir written by "
+                        "wesv.bin.cluster)")
+
+
+def read_cluster_map(cluster_dir: str, train_dir: str) -> dict[str, str]:
+    """utt → cluster id from a pseudo-label data dir's utt2spk; refuses the training dir itself (true labels)."""
+    if os.path.realpath(cluster_dir) == os.path.realpath(train_dir):
+        raise WesvError(f"method.cluster_data is the training data dir {train_dir}: self-supervised training must "
+                        "not read true labels; give a pseudo-label dir written by wesv.bin.cluster")
+    path = os.path.join(cluster_dir, "utt2spk")
+    if not os.path.isfile(path):
+        raise WesvError(f"{path}: no utt2spk in method.cluster_data; run wesv.bin.cluster to write one")
+    return read_utt2spk(path)
+
+
+class ViewsDataset(Dataset):
+    """Sample ``i``: ``{"views": [K global, then L local float32 arrays], "index": i, "utt": id, "view_utts"}``.
+
+    Crops of one utterance do not overlap where its length allows; each is augmented independently. With a cluster
+    map, a selected view is cut from another utterance of the same cluster with probability ``p_same_cluster``.
+    All randomness comes from ``np.random.default_rng([seed, epoch, index])``.
+    """
+
+    def __init__(self, wav_scp: dict[str, str], cfg: ViewsConfig, augmenter: Callable | None = None,
+                 seed: int = 0, sample_rate: int = 16000, cluster_map: dict[str, str] | None = None,
+                 short: str = "repeat", resample: bool = False):
+        check_views_config(cfg)
+        if not wav_scp:
+            raise WesvError("the training wav.scp is empty; check the data dir given in data:")
+        self.cfg = cfg
+        self.utts = list(wav_scp)
+        self.specs = list(wav_scp.values())
+        self.augmenter = augmenter
+        self.seed = int(seed)
+        self.epoch = 0
+        self.sample_rate = sample_rate
+        self.short = short
+        self.resample = resample
+        self.max_lengths = ([self._samples(cfg.global_seconds_max or cfg.global_seconds)] * cfg.num_global
+                            + [self._samples(cfg.local_seconds_max or cfg.local_seconds)] * cfg.num_local)
+        self.min_lengths = ([self._samples(cfg.global_seconds)] * cfg.num_global
+                            + [self._samples(cfg.local_seconds)] * cfg.num_local)
+        self.same_cluster = self._cluster_members(cluster_map) if cluster_map else None
+
+    def _samples(self, seconds: float) -> int:
+        return int(round(seconds * self.sample_rate))
+
+    def _cluster_members(self, cluster_map: dict[str, str]) -> list[np.ndarray]:
+        """For each dataset index, the indices of the *other* training utterances in its cluster."""
+        by_cluster: dict[str, list[int]] = {}
+        for i, utt in enumerate(self.utts):
+            if utt in cluster_map:
+                by_cluster.setdefault(cluster_map[utt], []).append(i)
+        members = []
+        for i, utt in enumerate(self.utts):
+            group = by_cluster.get(cluster_map.get(utt), []) if utt in cluster_map else []
+            members.append(np.array([j for j in group if j != i], dtype=np.int64))
+        return members
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose random crops and augmentations ``__getitem__`` returns."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.utts)
+
+    def _load(self, index: int) -> np.ndarray:
+        return load_audio(self.specs[index], self.sample_rate, resample=self.resample, utt=self.utts[index])
+
+    def _cluster_view_mask(self) -> np.ndarray:
+        k, n = self.cfg.num_global, self.cfg.num_global + self.cfg.num_local
+        mask = np.zeros(n, dtype=bool)
+        if self.cfg.cluster_views in ("global", "all"):
+            mask[:k] = True
+        if self.cfg.cluster_views in ("local", "all"):
+            mask[k:] = True
+        return mask
+
+    def _overlap_groups(self, own: list[int], lengths: list[int], num_samples: int) -> list[list[int]]:
+        """Views cut together without overlap: all of them if the wave holds them, else the global ones apart."""
+        if sum(lengths) <= num_samples:
+            return [own]
+        k = self.cfg.num_global
+        return [[v for v in own if v < k], [v for v in own if v >= k]]
+
+    def __getitem__(self, index: int) -> dict:
+        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
+        lengths = self.max_lengths
+        sources = [int(index)] * len(lengths)
+        if self.same_cluster is not None and self.cfg.p_same_cluster > 0:
+            others = self.same_cluster[index]
+            draws = rng.random(len(lengths)) < self.cfg.p_same_cluster
+            for v in np.flatnonzero(draws & self._cluster_view_mask()):
+                if len(others):
+                    sources[v] = int(others[rng.integers(len(others))])
+        own = [v for v, s in enumerate(sources) if s == index]
+        views: list[np.ndarray | None] = [None] * len(lengths)
+        if own:
+            wave = self._load(index)
+            for group in self._overlap_groups(own, [lengths[v] for v in own], len(wave)):
+                pieces = crops(wave, [lengths[v] for v in group], rng, short=self.short, utt=self.utts[index])
+                for v, piece in zip(group, pieces):
+                    views[v] = piece
+        for v, s in enumerate(sources):
+            if s != index:
+                views[v] = crop(self._load(s), lengths[v], rng, short=self.short, utt=self.utts[s])
+        if self.augmenter is not None:
+            views = [self.augmenter(v, rng) for v in views]
+        return {"views": [np.ascontiguousarray(v, dtype=np.float32) for v in views], "index": int(index),
+                "utt": self.utts[index], "view_utts": [self.utts[s] for s in sources]}
+
+    def collate(self, samples: list[dict]) -> dict:
+        """Stack views into ``(B, T_v)`` tensors; a length range draws one length per batch and group."""
+        lengths = list(self.max_lengths)
+        # Seeded by the batch's first index so that the cut repeats whatever the number of workers.
+        rng = np.random.default_rng([self.seed, self.epoch, 1 << 40, int(samples[0]["index"])])
+        if self.min_lengths != self.max_lengths:
+            # One length per group (global, local), so that views of a group stack into one encoder batch.
+            k = self.cfg.num_global
+            g = int(rng.integers(self.min_lengths[0], self.max_lengths[0] + 1))
+            loc = int(rng.integers(self.min_lengths[-1], self.max_lengths[-1] + 1))
+            lengths = [g] * k + [loc] * (len(lengths) - k)
+        views = []
+        for v, n in enumerate(lengths):
+            rows = []
+            for s in samples:
+                x = s["views"][v]
+                start = int(rng.integers(0, len(x) - n + 1)) if len(x) > n else 0
+                rows.append(torch.from_numpy(x[start:start + n]))
+            views.append(torch.stack(rows))
+        return {"views": views, "index": torch.tensor([s["index"] for s in samples], dtype=torch.long),
+                "utt": [s["utt"] for s in samples], "view_utts": [[s["view_utts"][v] for s in samples]
+                                                                  for v in range(len(lengths))]}
+
+    collate_fn = collate
+
+
+def build_views_dataset(cfg: ViewsConfig, train_dir: str, augmenter: Callable | None, seed: int,
+                        sample_rate: int = 16000, short: str = "repeat", resample: bool = False) -> ViewsDataset:
+    """The multi-view dataset of a training data dir: reads its wav.scp only (never its utt2spk)."""
+    wav_scp_path = os.path.join(train_dir, "wav.scp")
+    if not os.path.isfile(wav_scp_path):
+        raise WesvError(f"{wav_scp_path}: missing; data.train must be a Kaldi data dir with a wav.scp")
+    check_views_config(cfg)
+    cluster_map = read_cluster_map(cfg.cluster_data, train_dir) if cfg.cluster_data else None
+    return ViewsDataset(read_scp(wav_scp_path), cfg, augmenter, seed, sample_rate, cluster_map, short, resample)
