@@ -104,3 +104,20 @@ def test_step_trains_query_only_and_momentum_updates_keys():
         assert torch.allclose(k, 0.9 * k0 + 0.1 * q, atol=1e-6)
     assert m.export_encoder() is m.encoder
 
+
+
+MOCO_TINY = ("global_seconds: 0.25\n  global_seconds_max: 0.3\n  proj_dim: 8\n  proj_hidden_dim: 16\n"
+             "  queue_size: 64\n  temperature: 0.1\n  momentum: 0.99\n  shuffle_bn_chunks: 2")
+
+
+@pytest.mark.parametrize("nproc", [1, 2])
+def test_moco_trains_through_the_trainer(tmp_path, nproc):
+    from test_dino import run_training, ssl_config
+
+    exp, records = run_training(tmp_path, ssl_config("TRAIN_DIR", "moco", MOCO_TINY), nproc)
+    assert len(records) == 2 and all(math.isfinite(r["loss"]) and 0 <= r["moco_acc"] <= 1 for r in records)
+    ckpt = torch.load(f"{exp}/checkpoints/latest.pt", map_location="cpu", weights_only=False)
+    # 4 steps × 4 keys on each process: the keys of every process went into the (shared) queue
+    assert int(ckpt["method"]["queue_ptr"]) == 4 * 4 * nproc
+    queue = ckpt["method"]["queue"]
+    assert queue.shape == (64, 8) and torch.allclose(queue.norm(dim=1), torch.ones(64), atol=1e-5)

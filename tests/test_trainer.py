@@ -144,7 +144,7 @@ def test_run_writes_every_artefact_and_repeats_with_a_seed(tmp_path, corpus):
     assert [r["epoch"] for r in epochs] == [1, 2] and all("acc" in r and "samples_per_s" in r for r in epochs)
     assert len([r for r in records if r["kind"] == "step"]) == epochs[-1]["step"] == 12  # 24 utts / 4 × 2
     enc = load_encoder(os.path.join(exp, "encoder.pt"))
-    assert enc(torch.zeros(2, 4000)).shape == (2, 8)
+    assert enc(torch.zeros(2, 4000)).shape == (2, 16)
     assert load_config(os.path.join(exp, "config.yaml")) == cfg  # the saved config reruns the run
     # Same seed, same losses and weights; the exp dir refuses a second run without --resume.
     exp_b = str(tmp_path / "b")

@@ -5,7 +5,8 @@ import numpy as np
 import soundfile as sf
 
 #: A real registered encoder, configured tiny enough for unit tests on one CPU core.
-TINY_ENCODER = "name: tiny\n  embed_dim: 8\n  channels: 6"
+TINY_ENCODER = ("name: ecapa_tdnn_small\n  channels: 16\n  embed_dim: 16\n  se_bottleneck: 8\n"
+                "  attention_bottleneck: 8\n  fbank:\n    num_mel_bins: 24")
 
 
 def make_tiny_corpus(root: str, num_speakers: int = 4, utts_per_speaker: int = 6, seconds: float = 0.5,

@@ -9,8 +9,8 @@ from wesv.log import get_logger
 
 logger = get_logger("wesv.cluster")
 
-# Above this many point-centroid products per iteration a flat CPU k-means takes minutes to hours (1.1 M x 50 k x 256 is
-# ~3e13 flops per iteration), so "auto" switches to the two-level scheme.
+# Above this many point-centroid products per iteration a flat CPU k-means takes minutes to hours (1.1 M x 50 k
+# x 256 is ~3e13 flops per iteration), so "auto" switches to the two-level scheme.
 TWO_LEVEL_MIN_WORK = 2e8
 
 

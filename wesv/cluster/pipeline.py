@@ -165,7 +165,7 @@ def write_cluster_datadir(out: str, wav: dict[str, str], utts: list[str], labels
     utt2spk = {utts[i]: cluster_name(int(labels[i]), k) for i in kept}
     write_scp(os.path.join(out, "wav.scp"), {u: wav[u] for u in utt2spk})
     write_scp(os.path.join(out, "utt2spk"), utt2spk)
-    # write_scp sorts keys in C order, so each cluster's utterances also come out sorted.
+    # utt2spk_to_spk2utt keeps its input order: feed it sorted so each cluster's utterances are sorted too.
     write_scp(os.path.join(out, "spk2utt"), utt2spk_to_spk2utt(dict(sorted(utt2spk.items()))))
     validate_data_dir(out, check_trials=False)
 

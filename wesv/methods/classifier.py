@@ -23,8 +23,10 @@ class ClassifierConfig:
     scale: float = 30.0
     margin: float = 0.2
     easy_margin: bool = False
-    margin_warmup_start_epoch: float = 0.0  # margin 0 until this epoch ...
-    margin_warmup_epochs: float = 0.0  # ... then a linear ramp to `margin` over this many epochs
+    # Margin warm-up (WeSpeaker's): 0 before margin_increase_start_epoch, `margin` from margin_fix_start_epoch.
+    margin_increase_start_epoch: float = 0.0
+    margin_fix_start_epoch: float = 0.0
+    margin_increase_type: Literal["linear", "exp"] = "linear"
     frozen_backbone_epochs: int = 0  # two-step fine-tuning: train only the head + embedding layer first
     backbone_lr_scale: float = 1.0  # lr multiplier of the backbone (everything but the embedding layer and head)
     embedding_prefixes: Optional[list[str]] = None  # encoder params of the "embedding layer"; null = auto-detect
@@ -32,6 +34,8 @@ class ClassifierConfig:
     def __post_init__(self) -> None:
         if self.margin < 0 or self.scale <= 0:
             raise ValueError(f"need margin >= 0 and scale > 0 (got {self.margin}, {self.scale})")
+        if self.margin_fix_start_epoch < self.margin_increase_start_epoch:
+            raise ValueError("margin_fix_start_epoch must be >= margin_increase_start_epoch")
         if self.frozen_backbone_epochs < 0 or self.backbone_lr_scale < 0:
             raise ValueError("frozen_backbone_epochs and backbone_lr_scale must be >= 0")
 
@@ -88,12 +92,11 @@ class Classifier(Method):
 
     def margin_at(self, epoch: float) -> float:
         """The AAM margin at a (fractional) epoch under the warm-up settings."""
+        from wesv.losses import margin_schedule
+
         cfg = self.cfg
-        if epoch < cfg.margin_warmup_start_epoch:
-            return 0.0
-        if cfg.margin_warmup_epochs <= 0:
-            return cfg.margin
-        return cfg.margin * min(1.0, (epoch - cfg.margin_warmup_start_epoch) / cfg.margin_warmup_epochs)
+        return margin_schedule(epoch, cfg.margin, cfg.margin_increase_start_epoch, cfg.margin_fix_start_epoch,
+                               increase_type=cfg.margin_increase_type)
 
     def _set_margin(self, epoch: float) -> None:
         if hasattr(self.head, "margin"):

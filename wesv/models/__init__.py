@@ -1,4 +1,12 @@
-"""Speaker encoders (ECAPA-TDNN, ResNet) with their fbank frontend; registry, build, save and load."""
+"""Speaker encoders (ECAPA-TDNN, ResNet) with their fbank frontend; registry, build, save and load.
+
+Registered names (``encoder: {name: ..., <config fields>}``):
+
+- ``ecapa_tdnn``: EcapaTdnnConfig, channels 512 (6.19 M params); ``channels: 1024`` gives ECAPA-TDNN-1024 (14.66 M).
+- ``ecapa_tdnn_small``: channels 128, aggregation 384, embed 128 (0.57 M): CPU work on the embedded corpus.
+- ``resnet34``: ResNetConfig, WeSpeaker's ResNet34 (blocks [3,4,6,3], width 32, embed 256; 6.63 M).
+- ``resnet_small``: blocks [1,1,1,1], width 8, embed 128 (0.24 M): CPU work on the embedded corpus.
+"""
 from wesv.models import ecapa_tdnn, resnet  # noqa: F401  (register the architectures)
 from wesv.models.base import ENCODERS, FbankEncoder
 from wesv.models.ecapa_tdnn import EcapaTdnn, EcapaTdnnConfig, EcapaTdnnSmallConfig

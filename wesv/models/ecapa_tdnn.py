@@ -33,7 +33,7 @@ class EcapaTdnnConfig:
 
 @dataclass
 class EcapaTdnnSmallConfig(EcapaTdnnConfig):
-    """A CPU-sized ECAPA-TDNN for the embedded corpus (~0.5 M parameters)."""
+    """A CPU-sized ECAPA-TDNN for the embedded corpus (channels 128, embed 128; ~0.57 M parameters)."""
 
     channels: int = 128
     mfa_channels: int = 0

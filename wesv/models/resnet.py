@@ -29,10 +29,10 @@ class ResNetConfig:
 
 @dataclass
 class ResNetSmallConfig(ResNetConfig):
-    """A CPU-sized ResNet for the embedded corpus (blocks [1,1,1,1], width 16; ~0.9 M parameters)."""
+    """A CPU-sized ResNet for the embedded corpus (blocks [1,1,1,1], width 8; ~0.25 M parameters)."""
 
     num_blocks: list[int] = field(default_factory=lambda: [1, 1, 1, 1])
-    base_width: int = 16
+    base_width: int = 8
     embed_dim: int = 128
 
 

@@ -24,6 +24,8 @@ def normalize(matrix: np.ndarray, mean: np.ndarray | None = None) -> np.ndarray:
 
 def lookup(keys: Sequence[str], index: dict[str, int], trials_path: str, side: str) -> np.ndarray:
     """Row numbers of ``keys`` in ``index``; an unknown key raises naming the trials line (1-based)."""
+    if isinstance(keys, np.ndarray):
+        keys = keys.tolist()  # iterating a list is several times faster than an object array
     try:
         return np.fromiter(map(index.__getitem__, keys), dtype=np.int64, count=len(keys))
     except KeyError as err:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from scipy.stats import norm
+from scipy.special import ndtri as probit  # = scipy.stats.norm.ppf, without scipy.stats' 1 s import
 
 TICKS = [0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 0.9]
 
@@ -35,23 +35,23 @@ def plot_det(curves: list[DetCurve], path: str, title: str = "DET") -> None:
     max_eer = max(c.eer for c in curves)
     lo_p = min(1e-3, min_eer / 10)
     hi_p = 0.5 if max_eer < 0.3 else 0.95
-    lo, hi = norm.ppf(lo_p), norm.ppf(hi_p)
+    lo, hi = probit(lo_p), probit(hi_p)
     fig = Figure(figsize=(6, 6))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     for c in curves:
         eps = 1e-7
-        x = norm.ppf(np.clip(c.p_fa, eps, 1 - eps))
-        y = norm.ppf(np.clip(c.p_miss, eps, 1 - eps))
+        x = probit(np.clip(c.p_fa, eps, 1 - eps))
+        y = probit(np.clip(c.p_miss, eps, 1 - eps))
         k = thin(x, y)
         line, = ax.plot(x[k], y[k], label=f"{c.name} (EER {100 * c.eer:.2f}%)")
-        e = norm.ppf(np.clip(c.eer, eps, 1 - eps))
+        e = probit(np.clip(c.eer, eps, 1 - eps))
         ax.plot([e], [e], "o", color=line.get_color())
     ax.plot([lo, hi], [lo, hi], ":", color="grey", linewidth=0.8)
     ticks = [t for t in TICKS if lo_p <= t <= hi_p]
     labels = [f"{100 * t:g}" for t in ticks]
-    ax.set_xticks(norm.ppf(ticks), labels)
-    ax.set_yticks(norm.ppf(ticks), labels)
+    ax.set_xticks(probit(ticks), labels)
+    ax.set_yticks(probit(ticks), labels)
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
     ax.set_xlabel("false-alarm rate (%)")

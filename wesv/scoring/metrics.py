@@ -71,7 +71,12 @@ def compute_min_dcf(scores: np.ndarray, labels: np.ndarray, p_target: float, c_m
 def detection_summary(scores: np.ndarray, labels: np.ndarray,
                       p_targets: tuple[float, ...] = (0.01, 0.05)) -> dict:
     """EER (%), its threshold, minDCF at each prior and the counts, sorting the scores once."""
-    p_miss, p_fa, thr = error_rates(scores, labels)
+    return summary_from_rates(*error_rates(scores, labels), labels, p_targets)
+
+
+def summary_from_rates(p_miss: np.ndarray, p_fa: np.ndarray, thr: np.ndarray, labels: np.ndarray,
+                       p_targets: tuple[float, ...] = (0.01, 0.05)) -> dict:
+    """``detection_summary`` from ``error_rates`` output already at hand (e.g. also drawn as a DET curve)."""
     eer, eer_thr = eer_from_rates(p_miss, p_fa, thr)
     labels = np.asarray(labels, dtype=bool)
     out = {"EER": 100.0 * eer, "eer_threshold": eer_thr}

@@ -1,0 +1,63 @@
+"""Extract speaker embeddings of a data dir (one shard of an array job), or merge the shards (--merge)."""
+import argparse
+import os
+
+from wesv.cli import entry_point
+from wesv.errors import WesvError
+from wesv.log import get_logger
+
+log = get_logger("wesv.bin.extract")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line options of ``python -m wesv.bin.extract``."""
+    p = argparse.ArgumentParser(prog="python -m wesv.bin.extract", description=__doc__)
+    p.add_argument("--model-dir", help="experiment dir holding encoder.pt")
+    p.add_argument("--model", help="encoder file (default: MODEL_DIR/encoder.pt)")
+    p.add_argument("--data", required=True, help="Kaldi data dir (wav.scp)")
+    p.add_argument("--out", required=True, help="output dir: xvector.J.ark/scp, .done.J, then xvector.scp")
+    p.add_argument("--job", type=int, default=1, help="this shard, from 1 (JOB / SLURM_ARRAY_TASK_ID)")
+    p.add_argument("--num-jobs", type=int, default=1, help="number of shards")
+    p.add_argument("--chunk-seconds", type=float,
+                   help="embed fixed-length chunks and average them (long files; lets any utterances batch)")
+    p.add_argument("--batch-size", type=int, default=32, help="segments per batch (equal lengths only)")
+    p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:N")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="log unreadable/too-short audio to bad_utts.J and go on instead of failing")
+    p.add_argument("--merge", action="store_true", help="merge the --num-jobs finished shards into xvector.scp")
+    return p
+
+
+@entry_point
+def main(argv: list[str] | None = None) -> None:
+    """Entry point."""
+    args = build_parser().parse_args(argv)
+    from wesv.data.datadir import DataDir
+    from wesv.extract.shards import extract_shard, merge_shards, shard_done
+
+    data = DataDir.load(args.data)
+    wav_scp_path = os.path.join(args.data, "wav.scp")
+    if args.merge:
+        merge_shards(args.out, args.num_jobs, data.wav_scp, wav_scp_path)
+        return
+    if not 1 <= args.job <= args.num_jobs:
+        raise WesvError(f"--job {args.job} is outside 1..{args.num_jobs} (jobs count from 1)")
+    if args.batch_size < 1:
+        raise WesvError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.chunk_seconds is not None and args.chunk_seconds <= 0:
+        raise WesvError(f"--chunk-seconds must be positive, got {args.chunk_seconds}")
+    model = args.model or (os.path.join(args.model_dir, "encoder.pt") if args.model_dir else None)
+    if model is None:
+        raise WesvError("give --model-dir (holding encoder.pt) or --model PATH")
+    if shard_done(args.out, args.job, args.num_jobs):
+        log.info("shard %d/%d already done (%s/.done.%d); nothing to do", args.job, args.num_jobs, args.out, args.job)
+        return
+    from wesv.models import load_encoder
+    encoder = load_encoder(model)
+    extract_shard(encoder, data.wav_scp, args.out, args.job, args.num_jobs, batch_size=args.batch_size,
+                  chunk_seconds=args.chunk_seconds, device=args.device, skip_bad=args.skip_bad,
+                  model_path=os.path.abspath(model))
+
+
+if __name__ == "__main__":
+    main()
