@@ -4,7 +4,6 @@
     python bench/scoring.py --extract-device cuda    # extraction part on a GPU
 """
 import argparse
-import os
 import resource
 import subprocess
 import sys

@@ -1,1 +1,7 @@
-"""wesv.augment."""
+"""wesv.augment: on-the-fly noise / music / babble / reverb augmentation from MUSAN- and RIRS_NOISES-style sets."""
+from wesv.augment.augmenter import AugmentConfig, Augmenter
+from wesv.augment.ops import add_noise, reverberate, speed_perturb
+from wesv.augment.prepare import prepare_musan, prepare_rirs
+
+__all__ = ["AugmentConfig", "Augmenter", "add_noise", "prepare_musan", "prepare_rirs", "reverberate",
+           "speed_perturb"]

@@ -183,7 +183,7 @@ def make_corpus(out: str, seed: int = 0, **overrides) -> dict:
 
     meta = {
         "name": "wesv embedded procedural speech corpus", "version": VERSION, "seed": seed,
-        "sample_rate": SAMPLE_RATE, "config": asdict(cfg),
+        "sample_rate": SAMPLE_RATE, "config": {k: v for k, v in asdict(cfg).items() if k != "num_workers"},
         "counts": {"train_speakers": n_train, "train_utts": len(data["train"][0]), "test_speakers": n_test,
                    "test_utts": len(data["test"][0]), "trials": len(trials), "target_trials": trials.num_target,
                    "hours": round(sum(r[4] for r in utt_rows) / SAMPLE_RATE / 3600, 4), **aug},

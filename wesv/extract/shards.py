@@ -78,8 +78,9 @@ def extract_shard(encoder: nn.Module, wav_scp: dict[str, str], out: str, job: in
 
     def on_bad(utt: str, reason: str) -> None:
         if not skip_bad:
-            raise WesvError(f"utterance {utt}: {reason} — fix or remove it (wav.scp), or pass --skip-bad to list "
-                            f"it in {paths['bad']} and go on")
+            what = reason if f"'{utt}'" in reason else f"utterance {utt}: {reason}"
+            raise WesvError(f"{what} — fix or remove it (wav.scp), or pass --skip-bad to list it in {paths['bad']} "
+                            "and go on")
         log.warning("skipping utterance %s: %s", utt, reason)
         bad.append((utt, " ".join(reason.split())))
 

@@ -155,6 +155,7 @@ class Dino(Method):
     @torch.no_grad()
     def _update_center(self, teacher_logits: torch.Tensor) -> None:
         """c ← m·c + (1 − m)·mean of teacher outputs over every rank's batch."""
+        teacher_logits = teacher_logits.float()
         summed = torch.cat([teacher_logits.sum(0), teacher_logits.new_tensor([teacher_logits.shape[0]])])
         dist.all_reduce_sum(summed)
         batch_center = (summed[:-1] / summed[-1]).unsqueeze(0)

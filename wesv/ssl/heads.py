@@ -17,7 +17,9 @@ class NormalizedLinear(nn.Module):
         nn.init.trunc_normal_(self.weight, std=0.02)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, F.normalize(self.weight, dim=1))
+        # float32 even under autocast: these cosines are divided by temperatures as small as 0.04.
+        with torch.autocast(x.device.type, enabled=False):
+            return F.linear(x.float(), F.normalize(self.weight.float(), dim=1))
 
 
 def mlp(in_dim: int, hidden_dim: int, out_dim: int, num_layers: int, act: type[nn.Module]) -> nn.Sequential:

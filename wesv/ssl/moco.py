@@ -32,10 +32,12 @@ class MocoConfig(ViewsConfig):
 
 
 def info_nce_logits(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float) -> torch.Tensor:
-    """``[q·k⁺, q·queue_j …] / T``, shape ``(B, 1 + Q)``; the positive is column 0."""
-    l_pos = torch.sum(q * k, dim=-1, keepdim=True)
-    l_neg = q @ queue.t()
-    return torch.cat([l_pos, l_neg], dim=1) / temperature
+    """``[q·k⁺, q·queue_j …] / T``, shape ``(B, 1 + Q)``; the positive is column 0 (float32 even under autocast)."""
+    with torch.autocast(q.device.type, enabled=False):
+        q, k, queue = q.float(), k.float(), queue.float()
+        l_pos = torch.sum(q * k, dim=-1, keepdim=True)
+        l_neg = q @ queue.t()
+        return torch.cat([l_pos, l_neg], dim=1) / temperature
 
 
 def chunk_sizes(n: int, chunks: int) -> list[int]:

@@ -5,6 +5,7 @@ Resume is exact, also mid-epoch: the sampler order comes from ``(seed, epoch)``,
 already trained on and computes the same next-step loss as an uninterrupted run. Method hooks must therefore be
 idempotent for an epoch (``on_epoch_start`` is called again when a run resumes inside an epoch).
 """
+import logging
 import math
 import os
 import random
@@ -21,7 +22,8 @@ from tqdm import tqdm
 
 from wesv.config.train import TrainConfig, config_to_dict, save_config
 from wesv.errors import WesvError
-from wesv.log import get_logger, setup_logging
+from wesv.log import FORMAT as LOG_FORMAT
+from wesv.log import get_logger
 from wesv.trainer.checkpoint import (atomic_torch_save, link_or_copy_atomic, load_checkpoint, prune_checkpoints,
                                      rng_state, set_rng_state)
 from wesv.trainer.distributed import (DistEnv, all_gather_objects, all_reduce_sum, barrier, cleanup_distributed,
@@ -105,7 +107,9 @@ class Trainer:
         self._nan_skips = 0
 
     # ---- building -------------------------------------------------------------------------------------------
-    def _build(self, ckpt: dict | None) -> None:
+    def setup(self, env: DistEnv, device: torch.device, ckpt: dict | None = None) -> None:
+        """Build dataset, method, loader, optimiser, schedule and scaler on ``device``; restore ``ckpt`` if given."""
+        self.env, self.device = env, device
         cfg = self.cfg
         random.seed(cfg.seed)
         np.random.seed(cfg.seed)
@@ -126,6 +130,8 @@ class Trainer:
         self.method: Method = method_cls(cfg.method, encoder, data_info).to(self.device)
         self.model: nn.Module = self.method
         self._ddp_signature: tuple | None = None
+        if env.rank:  # same initial weights everywhere, but each rank its own dither / dropout noise
+            torch.manual_seed(cfg.seed + env.rank)
 
         self.sampler = EpochSampler(self.dataset, self.env.world_size, self.env.rank, cfg.seed)
         d = cfg.data
@@ -210,16 +216,23 @@ class Trainer:
         """Train to ``trainer.epochs``; 0 when done, 128+signal when stopped by SIGTERM/SIGINT (resumable)."""
         use_cuda = self.cfg.trainer.device != "cpu" and torch.cuda.is_available()
         self.env = init_distributed(use_cuda)
+        handler = None
         try:
+            os.makedirs(self.ckpt_dir, exist_ok=True)
+            if self.env.is_main:  # train.log beside the run, for this run only
+                handler = logging.FileHandler(os.path.join(self.exp_dir, "train.log"))
+                handler.setFormatter(logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%d %H:%M:%S"))
+                logging.getLogger("wesv").addHandler(handler)
             self.device = pick_device(self.cfg.trainer.device, self.env)
             return self._fit()
         finally:
+            if handler is not None:
+                logging.getLogger("wesv").removeHandler(handler)
+                handler.close()
             cleanup_distributed()
 
     def _fit(self) -> int:
         cfg, env = self.cfg, self.env
-        os.makedirs(self.ckpt_dir, exist_ok=True)
-        setup_logging(log_file=os.path.join(self.exp_dir, "train.log"))
         ckpt = None
         if os.path.exists(self.latest):
             if not self.resume:
@@ -234,7 +247,7 @@ class Trainer:
             log.info("no checkpoint in %s: starting from scratch", self.ckpt_dir)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = cfg.trainer.cudnn_benchmark
-        self._build(ckpt)
+        self.setup(self.env, self.device, ckpt)
         if env.is_main:
             save_config(cfg, os.path.join(self.exp_dir, "config.yaml"))
             self.metrics = MetricsLog(os.path.join(self.exp_dir, "metrics.jsonl"),

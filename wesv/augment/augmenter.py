@@ -1,0 +1,111 @@
+"""On-the-fly augmentation of a crop: one of noise / music / babble / reverb (Kaldi's recipe), optional speed."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from wesv.augment.ops import add_noise, fit_length, reverberate, speed_perturb
+from wesv.augment.sets import AudioCache, read_noise_set, read_rir_set
+from wesv.errors import WesvError
+
+TYPES = ("noise", "music", "babble", "reverb")
+
+
+@dataclass
+class AugmentConfig:
+    """What to do to a crop. Set directories hold a ``wav.scp`` in the format of ``wesv.augment.sets``."""
+
+    prob: float = 0.6  # probability that a crop is augmented at all
+    noise_weight: float = 1.0
+    music_weight: float = 1.0
+    babble_weight: float = 1.0
+    reverb_weight: float = 1.0
+    noise_snr: tuple[float, float] = (0.0, 15.0)
+    music_snr: tuple[float, float] = (5.0, 15.0)
+    babble_snr: tuple[float, float] = (13.0, 20.0)
+    babble_sources: tuple[int, int] = (3, 7)
+    reverb_prob: float = 0.0  # extra chance to reverberate before an additive type (reverb + noise)
+    speed_perturb: bool = False
+    speeds: tuple[float, ...] = (0.9, 1.0, 1.1)
+    noise_dir: str | None = None  # MUSAN-style set (noise/, music/, speech/ keys)
+    rir_dir: str | None = None  # RIR set
+    sample_rate: int = 16000
+    cache_mb: int = 512  # per-process cache of decoded augmentation files
+
+    def validate(self) -> None:
+        """Raise WesvError naming the bad field."""
+        for name in ("prob", "reverb_prob"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise WesvError(f"augment.{name} = {v}: must be a probability in [0, 1]")
+        for t in TYPES:
+            if getattr(self, f"{t}_weight") < 0:
+                raise WesvError(f"augment.{t}_weight = {getattr(self, f'{t}_weight')}: weights must be >= 0")
+        for name in ("noise_snr", "music_snr", "babble_snr", "babble_sources"):
+            v = tuple(getattr(self, name))
+            if len(v) != 2 or v[0] > v[1]:
+                raise WesvError(f"augment.{name} = {list(v)}: give [low, high] with low <= high")
+        if self.babble_sources[0] < 1:
+            raise WesvError(f"augment.babble_sources = {list(self.babble_sources)}: need at least 1 source")
+        if any(s <= 0 for s in self.speeds) or not self.speeds:
+            raise WesvError(f"augment.speeds = {list(self.speeds)}: speeds must be > 0")
+
+
+class Augmenter:
+    """``augmenter(wave, rng) -> wave`` of the same length; every random choice comes from ``rng``.
+
+    Lists are read at construction; audio files are decoded on first use and cached per process, so an
+    Augmenter built in the main process can be used in DataLoader workers.
+    """
+
+    def __init__(self, cfg: AugmentConfig):
+        cfg.validate()
+        self.cfg = cfg
+        self.noise: dict[str, list[str]] = read_noise_set(cfg.noise_dir) if cfg.noise_dir else \
+            {"noise": [], "music": [], "speech": []}
+        self.rirs: list[str] = read_rir_set(cfg.rir_dir) if cfg.rir_dir else []
+        pools = {"noise": self.noise["noise"], "music": self.noise["music"], "babble": self.noise["speech"],
+                 "reverb": self.rirs}
+        for t in TYPES:
+            if getattr(cfg, f"{t}_weight") > 0 and not pools[t] and (cfg.noise_dir or cfg.rir_dir):
+                where = cfg.rir_dir if t == "reverb" else cfg.noise_dir
+                part = {"babble": "speech"}.get(t, t)
+                raise WesvError(f"augment: {t}_weight > 0 but {where or 'no set given'} has no {part} entries — "
+                                f"set augment.{t}_weight 0 or give a set that has them")
+        self.types = [t for t in TYPES if getattr(cfg, f"{t}_weight") > 0 and pools[t]]
+        w = np.array([getattr(cfg, f"{t}_weight") for t in self.types], dtype=np.float64)
+        self.weights = w / w.sum() if w.size else w
+        self.cache = AudioCache(cfg.cache_mb * 2 ** 20, cfg.sample_rate)
+
+    def _pick(self, specs: list[str], rng: np.random.Generator) -> np.ndarray:
+        return self.cache.get(specs[int(rng.integers(len(specs)))])
+
+    def _additive(self, x: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
+        cfg = self.cfg
+        if kind == "babble":
+            k = int(rng.integers(cfg.babble_sources[0], cfg.babble_sources[1] + 1))
+            noise = np.zeros(x.size, dtype=np.float64)
+            for _ in range(k):  # equal-power talkers, so none dominates the mixture
+                s = fit_length(self._pick(self.noise["speech"], rng), x.size, rng).astype(np.float64)
+                noise += s / (np.sqrt(np.mean(s * s)) + 1e-8)
+            snr = cfg.babble_snr
+        else:
+            noise = fit_length(self._pick(self.noise[kind], rng), x.size, rng)
+            snr = cfg.noise_snr if kind == "noise" else cfg.music_snr
+        return add_noise(x, noise, float(rng.uniform(*snr)))
+
+    def __call__(self, wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Augment one crop (float array); returns a new float32 array of the same length."""
+        cfg = self.cfg
+        x = np.asarray(wave, dtype=np.float32)
+        if cfg.speed_perturb:
+            x = speed_perturb(x, float(cfg.speeds[int(rng.integers(len(cfg.speeds)))]), rng)
+        if not self.types or rng.random() >= cfg.prob:
+            return x.copy()
+        kind = self.types[int(rng.choice(len(self.types), p=self.weights))]
+        if kind == "reverb":
+            return reverberate(x, self._pick(self.rirs, rng))
+        if self.rirs and cfg.reverb_prob > 0 and rng.random() < cfg.reverb_prob:
+            x = reverberate(x, self._pick(self.rirs, rng))
+        return self._additive(x, kind, rng).astype(np.float32, copy=False)
