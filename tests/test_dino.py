@@ -216,6 +216,7 @@ def run_training(tmp_path, text: str, nproc: int) -> tuple[str, list[dict]]:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable] + cmd, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"{nproc} process(es)" in proc.stderr
     assert os.path.isfile(exp / "encoder.pt")
     with open(exp / "metrics.jsonl") as f:
         records = [r for r in map(json.loads, f) if r["kind"] == "epoch"]
@@ -226,7 +227,7 @@ DINO_TINY = ("num_global: 2\n  global_seconds: 0.3\n  num_local: 2\n  local_seco
              "  hidden_dim: 16\n  bottleneck_dim: 8\n  teacher_temp_warmup_epochs: 1\n  collapse_grace_epochs: 5")
 
 
-@pytest.mark.parametrize("nproc", [1, 2])
+@pytest.mark.parametrize("nproc", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_dino_trains_through_the_trainer(tmp_path, nproc):
     exp, records = run_training(tmp_path, ssl_config("TRAIN_DIR", "dino", DINO_TINY), nproc)
     assert len(records) == 2

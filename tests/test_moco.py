@@ -110,7 +110,7 @@ MOCO_TINY = ("global_seconds: 0.25\n  global_seconds_max: 0.3\n  proj_dim: 8\n  
              "  queue_size: 64\n  temperature: 0.1\n  momentum: 0.99\n  shuffle_bn_chunks: 2")
 
 
-@pytest.mark.parametrize("nproc", [1, 2])
+@pytest.mark.parametrize("nproc", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_moco_trains_through_the_trainer(tmp_path, nproc):
     from test_dino import run_training, ssl_config
 

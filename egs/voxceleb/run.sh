@@ -88,7 +88,7 @@ extract() {
   local dir=$1 name=$2
   step $cmd JOB=1:"$nj" "$dir/emb/$name/log/extract.JOB.log" \
     python -m wesv.bin.extract --model-dir "$dir" --data "data/$name" --out "$dir/emb/$name" --job JOB --num-jobs "$nj"
-  step python -m wesv.bin.merge_embeddings --emb-dir "$dir/emb/$name" --num-jobs "$nj" --data "data/$name"
+  step python -m wesv.bin.merge_embeddings --out "$dir/emb/$name" --num-jobs "$nj" --data "data/$name"
 }
 
 # evaluate SYSTEM MODEL_DIR: score every VoxCeleb1 trial list (mean of VoxCeleb2-dev subtracted) and compute metrics.

@@ -14,7 +14,11 @@ TYPES = ("noise", "music", "babble", "reverb")
 
 @dataclass
 class AugmentConfig:
-    """What to do to a crop. Set directories hold a ``wav.scp`` in the format of ``wesv.augment.sets``."""
+    """What to do to a crop. Set directories hold a ``wav.scp`` in the format of ``wesv.augment.sets``.
+
+    One type is drawn per augmented crop by weight, among the types whose set is given (``noise_dir`` for
+    noise/music/babble, ``rir_dir`` for reverb).
+    """
 
     prob: float = 0.6  # probability that a crop is augmented at all
     noise_weight: float = 1.0
@@ -67,11 +71,11 @@ class Augmenter:
         self.rirs: list[str] = read_rir_set(cfg.rir_dir) if cfg.rir_dir else []
         pools = {"noise": self.noise["noise"], "music": self.noise["music"], "babble": self.noise["speech"],
                  "reverb": self.rirs}
-        for t in TYPES:
-            if getattr(cfg, f"{t}_weight") > 0 and not pools[t] and (cfg.noise_dir or cfg.rir_dir):
-                where = cfg.rir_dir if t == "reverb" else cfg.noise_dir
+        for t in TYPES:  # a type whose set is not given is off; a given set must hold every weighted part
+            where = cfg.rir_dir if t == "reverb" else cfg.noise_dir
+            if getattr(cfg, f"{t}_weight") > 0 and not pools[t] and where:
                 part = {"babble": "speech"}.get(t, t)
-                raise WesvError(f"augment: {t}_weight > 0 but {where or 'no set given'} has no {part} entries — "
+                raise WesvError(f"augment: {t}_weight > 0 but {where} has no {part} entries — "
                                 f"set augment.{t}_weight 0 or give a set that has them")
         self.types = [t for t in TYPES if getattr(cfg, f"{t}_weight") > 0 and pools[t]]
         w = np.array([getattr(cfg, f"{t}_weight") for t in self.types], dtype=np.float64)

@@ -9,9 +9,6 @@ from wesv.log import get_logger
 
 logger = get_logger("wesv.cluster")
 
-# Above this many point-centroid products per iteration a flat CPU k-means takes minutes to hours (1.1 M x 50 k
-# x 256 is ~3e13 flops per iteration), so "auto" switches to the two-level scheme.
-TWO_LEVEL_MIN_WORK = 2e8
 
 
 def resolve_device(device: str) -> bool:
@@ -57,16 +54,15 @@ def spherical_kmeans(x: np.ndarray, k: int, *, niter: int = 20, seed: int = 0, u
                      num_coarse: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Spherical k-means of unit rows into about ``k`` clusters: ``(centroids (k', d), assignment (n,))``.
 
-    ``num_coarse`` None picks flat k-means on a GPU or for small problems, else two-level with ``sqrt(k)`` cells;
-    0 or 1 forces flat. Two-level trains k-means inside each coarse cell with centroids in proportion to its size,
+    ``num_coarse`` None or < 2 runs flat k-means; else two-level with that many coarse cells. Two-level trains k-means inside each coarse cell with centroids in proportion to its size,
     so each point is compared with ~sqrt(k) centroids instead of k; ``k'`` can fall a little short of ``k`` when a
-    cell has fewer points than its share.
+    cell has fewer points than its share. Two-level is opt-in: when nuisance (channel) directions dominate the
+    variance, the coarse cells split along them and every cell holds most speakers (bench/RESULTS.md: NMI 0.27
+    at 1.1 M points against 0.97 flat at 30 k), so it needs data whose coarse structure is the speakers.
     """
     x = np.ascontiguousarray(x, dtype=np.float32)
     n = len(x)
-    if num_coarse is None:
-        num_coarse = 0 if use_gpu or n * k < TWO_LEVEL_MIN_WORK else int(round(np.sqrt(k)))
-    if num_coarse <= 1 or num_coarse * 2 > k:
+    if num_coarse is None or num_coarse <= 1 or num_coarse * 2 > k:
         return _kmeans(x, k, niter, seed, use_gpu)
 
     _, cell = _kmeans(x, num_coarse, niter, seed, use_gpu)

@@ -98,6 +98,9 @@ class Moco(Method):
 
     @torch.no_grad()
     def _encode_keys_ddp(self, x: torch.Tensor) -> torch.Tensor:
+        # Each rank's loader drew its own crop length (length ranges): cut all to the shortest (crops start at
+        # random already, so a prefix is still a random crop) so the batches can be gathered.
+        x = x[:, :min(dist.all_gather_sizes(x.shape[1], x.device))]
         x_all, sizes = dist.all_gather_cat(x)
         perm = torch.randperm(len(x_all), device=x.device)
         dist.broadcast_(perm, src=0)
