@@ -33,11 +33,11 @@ def make_trainer(root: str, encoder: str, args: argparse.Namespace) -> Trainer:
     os.makedirs(data, exist_ok=True)
     rng = np.random.default_rng(0)
     with open(os.path.join(data, "wav.scp"), "w") as scp, open(os.path.join(data, "utt2spk"), "w") as u2s:
-        for i in range(args.classes):
+        for i in range(max(args.classes, args.batch)):
             path = os.path.join(root, f"u{i}.wav")
             sf.write(path, (0.1 * rng.standard_normal(32000)).astype(np.float32), 16000)
             scp.write(f"u{i} {path}\n")
-            u2s.write(f"u{i} s{i}\n")
+            u2s.write(f"u{i} s{i % args.classes}\n")
     conf = os.path.join(root, "conf.yaml")
     with open(conf, "w") as f:
         f.write(f"type: classifier\ndata:\n  train: {data}\n  crop_seconds: 2.0\n  batch_size: {args.batch}\n"

@@ -125,7 +125,8 @@ def test_reverb_with_real_and_simulated_rirs(fake_trees, tmp_path):
         y = reverberate(x, sf.read(path)[0])
         lag = int(np.argmax(np.correlate(y, x[:2000], "valid")))
         assert lag == 0
-    cfg = AugmentConfig(prob=1.0, noise_weight=0, music_weight=0, babble_weight=0, rir_dir=str(fake_trees / "data/rirs"))
+    cfg = AugmentConfig(prob=1.0, noise_weight=0, music_weight=0, babble_weight=0,
+                        rir_dir=str(fake_trees / "data/rirs"))
     aug = Augmenter(cfg)
     for seed in range(6):  # also hits the 2-channel real RIR: its first channel is used
         y = aug(x, np.random.default_rng(seed))

@@ -197,13 +197,15 @@ def test_sigterm_saves_and_exits_cleanly(tmp_path, corpus):
     conf = tmp_path / "conf.yaml"
     conf.write_text(tiny_config(corpus))
     exp = tmp_path / "exp"
+    # Like Slurm preemption: SIGTERM to every process of the job, data loader workers included.
     proc = subprocess.Popen([sys.executable, "-m", "wesv.bin.train", "--config", str(conf), "--exp-dir", str(exp),
-                             "--trainer.epochs", "1000"], stderr=subprocess.PIPE, text=True)
+                             "--trainer.epochs", "1000", "--data.num_workers", "2"], stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
     metrics = exp / "metrics.jsonl"
     deadline = time.time() + 60
     while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 3):
         time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
+    os.killpg(proc.pid, signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
     assert "Resume with: python -m wesv.bin.train" in err and "--resume" in err

@@ -46,7 +46,8 @@ def data(tmp_path):
     clusters.mkdir()
     # Clusters {0,1,2}, {3,5}, and utt4 alone.
     cl = {0: "a", 1: "a", 2: "a", 3: "b", 5: "b", 4: "c"}
-    (clusters / "utt2spk").write_text("".join(f"utt{j} {c}\n" for j, c in sorted(cl.items())))
+    # uttX is not in the training wav.scp (a cluster dir may hold more): it must never be drawn.
+    (clusters / "utt2spk").write_text("".join(f"utt{j} {c}\n" for j, c in sorted(cl.items())) + "uttX a\n")
     return str(train), str(clusters)
 
 
@@ -138,6 +139,8 @@ def test_cluster_views_come_from_other_utterances_of_the_same_cluster(data):
                 assert s["view_utts"][v] == f"utt{src}"
                 assert (src in others) if v < 2 else (src == i)
     assert ds[4]["view_utts"] == ["utt4"] * 5  # alone in its cluster: own crops
+    drawn = {u for e in range(10) for u in (ds.set_epoch(e) or ds[0]["view_utts"][:2])}
+    assert drawn == {"utt1", "utt2"}  # every other member is drawn
     loc = build_views_dataset(small_cfg(cluster_data=clusters, p_same_cluster=1.0, cluster_views="local"), train,
                               None, seed=0)[0]
     assert loc["view_utts"][:2] == ["utt0"] * 2 and all(u in ("utt1", "utt2") for u in loc["view_utts"][2:])

@@ -25,7 +25,7 @@ def _wavs(root: str) -> list[str]:
 def prepare_musan(musan_dir: str, out: str) -> dict[str, int]:
     """List ``musan_dir/{noise,music,speech}/**.wav`` into ``out/wav.scp`` (keys ``part/subdir/file.wav``)."""
     if not os.path.isdir(musan_dir):
-        raise WesvError(f"{musan_dir}: not a directory — give the unpacked MUSAN root (holding noise/ music/ speech/)")
+        raise WesvError(f"{musan_dir}: not a directory — give the unpacked MUSAN root (with noise/ music/ speech/)")
     missing = [p for p in PARTS if not os.path.isdir(os.path.join(musan_dir, p))]
     if len(missing) == len(PARTS):
         raise WesvError(f"{musan_dir}: has none of noise/, music/, speech/ — is this the MUSAN root?")

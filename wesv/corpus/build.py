@@ -209,6 +209,7 @@ def readme_text(meta: dict) -> str:
 ===============================================================
 
 Made by:  {cmd}
+(every option, including the channel and population knobs, is in meta.json "config")
 Seed {meta['seed']}; the same command and seed give byte-identical wav files.
 {n['train_speakers']} train speakers / {n['train_utts']} utterances, {n['test_speakers']} test speakers / \
 {n['test_utts']} utterances (disjoint speakers), {n['trials']} trials ({n['target_trials']} target), \
@@ -231,7 +232,7 @@ Layout
   wav/SPK/UTT.wav   audio; utterance ids are SPK-uttNNNN
   noise/wav.scp     MUSAN-like augmentation list, keys noise/..., music/..., speech/... (single talkers for babble),
                     same format as `python -m wesv.bin.prepare_musan --musan-dir /path/musan --out data/musan`
-  rirs/wav.scp      simulated RIRs (image-source method, pyroomacoustics) under simulated_rirs/{{small,medium,large}}room,
+  rirs/wav.scp      simulated RIRs (image-source method, pyroomacoustics), simulated_rirs/{{small,medium,large}}room,
                     same format as `python -m wesv.bin.prepare_rirs --rirs-dir /path/RIRS_NOISES --out data/rirs`;
                     rirs/rir_info.txt gives room sizes and RT60s
   meta.json         every option, every speaker's traits, every utterance's session

@@ -103,7 +103,8 @@ def near_twin(rng: np.random.Generator, base: SpeakerTraits, closeness: float = 
         nasality=float(np.clip(base.nasality + c * 0.12 * rng.standard_normal(), 0.0, 0.7)),
         nasal_zero_hz=float(base.nasal_zero_hz * np.exp(c * 0.15 * rng.standard_normal())),
         fricative_shift=float(base.fricative_shift + c * 0.1 * rng.standard_normal()),
-        vowel_offsets=(np.asarray(base.vowel_offsets) + c * 0.04 * rng.standard_normal(len(base.vowel_offsets))).tolist(),
+        vowel_offsets=(np.asarray(base.vowel_offsets)
+                       + c * 0.04 * rng.standard_normal(len(base.vowel_offsets))).tolist(),
     )
 
 

@@ -35,7 +35,7 @@ def _build_room(dims: np.ndarray, rt60: float, src: np.ndarray, mic: np.ndarray)
     return room
 
 
-def simulate_rir(rng: np.random.Generator, room_class: str, dims: np.ndarray, rt60: float) -> tuple[np.ndarray, float]:
+def simulate_rir(rng: np.random.Generator, dims: np.ndarray, rt60: float) -> tuple[np.ndarray, float]:
     """One RIR for a random source/microphone placement in a shoebox room; returns ``(rir, measured_rt60)``.
 
     Sabine's formula and a capped image order miss the target RT60, so up to three more simulations rescale the
@@ -73,7 +73,7 @@ def write_rir_set(out_dir: str, rng: np.random.Generator, rooms_per_class: int, 
             room_dir = os.path.join(out_dir, "simulated_rirs", cls, room)
             os.makedirs(room_dir, exist_ok=True)
             for k in range(1, rirs_per_room + 1):
-                rir, measured = simulate_rir(rng, cls, dims, rt60)
+                rir, measured = simulate_rir(rng, dims, rt60)
                 name = f"{room}-{k:05d}.wav"
                 path = os.path.abspath(os.path.join(room_dir, name))
                 sf.write(path, rir.astype(np.float32), SAMPLE_RATE, subtype="PCM_16")

@@ -10,12 +10,18 @@ from wesv.corpus.population import SpeakerTraits
 NFFT = 512
 
 
-def _resonator(freqs: np.ndarray, centre: np.ndarray, bw: np.ndarray, sr: int) -> np.ndarray:
-    """Complex response of two-pole resonators (unity gain at DC) at ``freqs``; centre/bw broadcast as (..., 1)."""
-    r = np.exp(-np.pi * bw / sr)
-    c = 2.0 * r * np.cos(2.0 * np.pi * centre / sr)
-    z1 = np.exp(-2j * np.pi * freqs / sr)
-    return (1.0 - c + r * r) / (1.0 - c * z1 + (r * r) * z1 * z1)
+def _cascade(freqs: np.ndarray, centres: np.ndarray, bws: np.ndarray, sr: int) -> np.ndarray:
+    """Product of the resonators of every column of ``centres``/``bws`` (frames, K): one division, complex64."""
+    z1 = np.exp(-2j * np.pi * freqs / sr).astype(np.complex64)
+    z2 = z1 * z1
+    r = np.exp(-np.pi * bws / sr).astype(np.float32)
+    c = (2.0 * r * np.cos(2.0 * np.pi * centres / sr)).astype(np.float32)
+    r2 = r * r
+    num = np.prod(1.0 - c + r2, axis=1)[:, None]
+    den = np.ones((centres.shape[0], freqs.size), dtype=np.complex64)
+    for k in range(centres.shape[1]):
+        den *= 1.0 - c[:, k:k + 1] * z1 + r2[:, k:k + 1] * z2
+    return num / den
 
 
 def glottal_source(tracks: Tracks, traits: SpeakerTraits, rng: np.random.Generator, num_samples: int,
@@ -62,12 +68,12 @@ def render(tracks: Tracks, traits: SpeakerTraits, rng: np.random.Generator, num_
                    axis=1)
     bws = np.stack([np.interp(centres, t_frames, tracks.bandwidths[:, k]) for k in range(tracks.bandwidths.shape[1])],
                    axis=1)
-    f = freqs[None, None, :]
-    tract = np.prod(_resonator(f, fmt[:, :, None], bws[:, :, None], sr), axis=1)  # (frames, bins)
+    tract = _cascade(freqs, fmt, bws, sr)  # (frames, bins)
     pole_hz = 270.0 * traits.formant_scale
     zero_hz = pole_hz + at(tracks.nasal) * (at(tracks.nasal_zero) - pole_hz)
-    tract = tract * _resonator(freqs[None, :], np.full_like(zero_hz, pole_hz), 100.0, sr) \
-        / _resonator(freqs[None, :], zero_hz, 100.0, sr)
+    hundred = np.full_like(zero_hz, 100.0)
+    tract = tract * _cascade(freqs, np.full_like(zero_hz, pole_hz), hundred, sr) \
+        / _cascade(freqs, zero_hz, hundred, sr)
     tilt = (np.maximum(freqs, 1000.0) / 1000.0) ** (traits.tilt_db_per_oct / 6.02)
     fric_shape = np.exp(-0.5 * ((freqs[None, :] - at(tracks.fric_hz)) / (0.5 * at(tracks.fric_bw))) ** 2) + 0.03
     spec = (V * tilt[:, None]) * tract.T

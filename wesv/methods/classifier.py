@@ -105,7 +105,8 @@ class Classifier(Method):
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
         """Embed the crops and score them against the class weights; logs accuracy (and the margin)."""
         emb = self.encoder(batch["wave"])
-        loss, logits = self.head(emb, batch["label"])
+        with torch.autocast(emb.device.type, enabled=False):  # the margin softmax in float32, also under AMP
+            loss, logits = self.head(emb.float(), batch["label"])
         acc = (logits.detach().argmax(dim=-1) == batch["label"]).float().mean()
         logs = {"acc": acc}
         if hasattr(self.head, "margin"):

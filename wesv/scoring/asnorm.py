@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from wesv.errors import WesvError
 from wesv.log import get_logger
@@ -35,20 +34,19 @@ def cohort_stats(emb: np.ndarray, cohort: np.ndarray, top_k: int | None,
 
     ``top_k`` None or at least the cohort size uses the whole cohort (plain S-norm).
     """
-    tc = torch.from_numpy(np.ascontiguousarray(cohort, dtype=np.float32))
+    cohort = np.ascontiguousarray(cohort, dtype=np.float32)
     k = cohort.shape[0] if top_k is None or top_k >= cohort.shape[0] else int(top_k)
     if k < 1:
         raise WesvError(f"AS-norm top-k must be at least 1, got {top_k}")
     means = np.empty(emb.shape[0])
     stds = np.empty(emb.shape[0])
-    with torch.inference_mode():
-        for s in range(0, emb.shape[0], chunk):
-            sc = torch.from_numpy(np.ascontiguousarray(emb[s:s + chunk], dtype=np.float32)) @ tc.T
-            if k < sc.shape[1]:
-                sc = torch.topk(sc, k, dim=1, sorted=False).values
-            sc = sc.double()
-            means[s:s + chunk] = sc.mean(dim=1).numpy()
-            stds[s:s + chunk] = sc.std(dim=1, unbiased=False).numpy()
+    for s in range(0, emb.shape[0], chunk):
+        sc = np.asarray(emb[s:s + chunk], dtype=np.float32) @ cohort.T
+        if k < sc.shape[1]:
+            sc = np.partition(sc, sc.shape[1] - k, axis=1)[:, -k:]
+        sc = sc.astype(np.float64)
+        means[s:s + chunk] = sc.mean(axis=1)
+        stds[s:s + chunk] = sc.std(axis=1)
     return means, np.maximum(stds, 1e-8)
 
 

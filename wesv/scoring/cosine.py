@@ -1,12 +1,12 @@
-"""Cosine scoring of trials: mean subtraction, L2 normalisation, chunked row-wise dot products."""
+"""Cosine scoring of trials: mean subtraction, L2 normalisation, chunked row-wise dot products (numpy only)."""
 from __future__ import annotations
 
 from typing import Sequence
 
 import numpy as np
-import torch
 
 from wesv.errors import WesvError, where
+from wesv.scoring.textcols import decode, encode, match_items
 
 
 def normalize(matrix: np.ndarray, mean: np.ndarray | None = None) -> np.ndarray:
@@ -22,27 +22,28 @@ def normalize(matrix: np.ndarray, mean: np.ndarray | None = None) -> np.ndarray:
     return x / np.maximum(norm, 1e-12)
 
 
-def lookup(keys: Sequence[str], index: dict[str, int], trials_path: str, side: str) -> np.ndarray:
-    """Row numbers of ``keys`` in ``index``; an unknown key raises naming the trials line (1-based)."""
-    if isinstance(keys, np.ndarray):
-        keys = keys.tolist()  # iterating a list is several times faster than an object array
-    try:
-        return np.fromiter(map(index.__getitem__, keys), dtype=np.int64, count=len(keys))
-    except KeyError as err:
-        missing = err.args[0]
-        lineno = next(i for i, k in enumerate(keys, 1) if k == missing)
-        raise WesvError(f"{where(trials_path, lineno)}: {side} utterance {missing!r} has no embedding — extract "
-                        f"embeddings for every utterance the trials name (or fix the trials list)") from None
+def lookup(utts: Sequence[str] | np.ndarray, keys: Sequence[str] | np.ndarray, trials_path: str,
+           side: str) -> np.ndarray:
+    """Row numbers of the trial ids ``utts`` among the embedding ``keys`` (str or bytes arrays, keys distinct).
+
+    An id with no embedding raises naming its trials line (1-based).
+    """
+    utts = encode(utts)
+    rows = match_items(utts, encode(keys))
+    if len(rows) and rows.min() < 0:
+        lineno = int(np.argmax(rows < 0)) + 1
+        raise WesvError(f"{where(trials_path, lineno)}: {side} utterance {decode(utts[lineno - 1])!r} has no "
+                        "embedding — extract embeddings for every utterance the trials name (or fix the trials list)")
+    return rows
 
 
 def pair_scores(a: np.ndarray, b: np.ndarray, a_idx: np.ndarray, b_idx: np.ndarray,
-                chunk: int = 1 << 14) -> np.ndarray:
+                chunk: int = 1 << 13) -> np.ndarray:
     """``sum(a[a_idx[i]] * b[b_idx[i]])`` for every i, in chunks so memory stays at a few chunk-sized copies."""
-    ta, tb = torch.from_numpy(np.ascontiguousarray(a)), torch.from_numpy(np.ascontiguousarray(b))
-    ia, ib = torch.from_numpy(a_idx), torch.from_numpy(b_idx)
-    out = torch.empty(len(a_idx), dtype=torch.float32)
-    with torch.inference_mode():
-        for s in range(0, len(a_idx), chunk):
-            e = s + chunk
-            out[s:e] = (ta.index_select(0, ia[s:e]) * tb.index_select(0, ib[s:e])).sum(dim=1)
-    return out.numpy().astype(np.float64)
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    b = np.ascontiguousarray(b, dtype=np.float32)
+    out = np.empty(len(a_idx), dtype=np.float64)
+    for s in range(0, len(a_idx), chunk):
+        e = s + chunk
+        out[s:e] = np.einsum("ij,ij->i", a[a_idx[s:e]], b[b_idx[s:e]])
+    return out

@@ -6,33 +6,23 @@ import os
 
 import numpy as np
 
-from wesv.data.trials import Trials, read_trials
+from wesv.data.trials import read_trial_columns
 from wesv.errors import WesvError, where
 from wesv.log import get_logger
-from wesv.scoring.io import gc_paused, read_scores
+from wesv.scoring.io import read_score_columns
 from wesv.scoring.metrics import error_rates, summary_from_rates
+from wesv.scoring.textcols import as_width, decode, pair_keys
 
 log = get_logger(__name__)
 
 P_TARGETS = (0.01, 0.05)
 
 
-_MIX = np.uint64(0x9E3779B97F4A7C15)
-
-
-def _pair_keys(enroll: list[str], test: list[str]) -> np.ndarray:
-    """A 64-bit key per (enroll, test) pair from Python's string hashes.
-
-    Hashing is ~10× cheaper than dict look-ups of millions of ids; a key collision is possible in principle, so
-    every key match that decides an outcome is confirmed on the strings.
-    """
-    he = np.fromiter(map(hash, enroll), dtype=np.int64, count=len(enroll)).view(np.uint64)
-    ht = np.fromiter(map(hash, test), dtype=np.int64, count=len(test)).view(np.uint64)
-    return he * _MIX + (ht ^ (ht >> np.uint64(31)))
-
-
-def _first_duplicate(keys: np.ndarray, enroll: list[str], test: list[str]) -> tuple[int, int] | None:
+def _first_duplicate(keys: np.ndarray, enroll: np.ndarray, test: np.ndarray) -> tuple[int, int] | None:
     """Positions (earlier, later) of the repeated pair whose repeat comes first, or None when all are distinct."""
+    sk = np.sort(keys)
+    if not (sk[1:] == sk[:-1]).any():
+        return None  # the usual case, settled by one sort
     order = np.argsort(keys, kind="stable")
     sk = keys[order]
     cand = np.nonzero(sk[1:] == sk[:-1])[0]
@@ -45,55 +35,70 @@ def _first_duplicate(keys: np.ndarray, enroll: list[str], test: list[str]) -> tu
     return None
 
 
-def match_scores(trials: Trials, score_file: tuple[list[str], list[str], np.ndarray], trials_path: str,
-                 scores_path: str) -> tuple[np.ndarray, int]:
+def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Element-wise equality of two bytes arrays of possibly different widths."""
+    width = max(a.dtype.itemsize, b.dtype.itemsize)
+    return as_width(a, width) == as_width(b, width)
+
+
+def match_scores(trial_ids: tuple[np.ndarray, np.ndarray], score_file: tuple[np.ndarray, np.ndarray, np.ndarray],
+                 trials_path: str, scores_path: str) -> tuple[np.ndarray, int]:
     """The score of each trial in trial order, and how many score lines name no trial.
 
-    Missing or duplicated keys raise naming the file and line.
+    Ids are bytes (``S``) arrays (``read_trial_columns``, ``read_score_columns``). Missing or duplicated keys raise
+    naming the file and line.
     """
+    t_enroll, t_test = trial_ids
     s_enroll, s_test, s_values = score_file
-    t_enroll, t_test = trials.enroll.tolist(), trials.test.tolist()
-    t_keys = _pair_keys(t_enroll, t_test)
+    t_keys = pair_keys(t_enroll, t_test)
     dup = _first_duplicate(t_keys, t_enroll, t_test)
     if dup is not None:
         a, b = dup
-        raise WesvError(f"{where(trials_path, b + 1)}: trial '{t_enroll[b]} {t_test[b]}' repeats line "
-                        f"{a + 1} — delete the duplicate")
-    if s_enroll == t_enroll and s_test == t_test:  # the usual case: scored from this very list, in order
-        return s_values, 0
-    s_keys = _pair_keys(s_enroll, s_test)
+        raise WesvError(f"{where(trials_path, b + 1)}: trial '{decode(t_enroll[b])} {decode(t_test[b])}' repeats "
+                        f"line {a + 1} — delete the duplicate")
+    if len(s_enroll) == len(t_enroll) and _same(s_enroll, t_enroll).all() and _same(s_test, t_test).all():
+        return s_values, 0  # the usual case: scored from this very list, in order
+    s_keys = pair_keys(s_enroll, s_test)
     dup = _first_duplicate(s_keys, s_enroll, s_test)
     if dup is not None:
         a, b = dup
-        raise WesvError(f"{where(scores_path, b + 1)}: score for '{s_enroll[b]} {s_test[b]}' repeats line {a + 1} "
-                        "— each trial must be scored once (was a score file concatenated twice?)")
+        raise WesvError(f"{where(scores_path, b + 1)}: score for '{decode(s_enroll[b])} {decode(s_test[b])}' "
+                        f"repeats line {a + 1} — each trial must be scored once (was a score file concatenated "
+                        "twice?)")
     order = np.argsort(s_keys)
     sorted_keys = s_keys[order]
     pos = order[np.minimum(np.searchsorted(sorted_keys, t_keys), len(sorted_keys) - 1)]
-    found = (s_keys[pos] == t_keys)
-    found &= np.array(s_enroll, dtype=object)[pos] == trials.enroll
-    found &= np.array(s_test, dtype=object)[pos] == trials.test
+    found = s_keys[pos] == t_keys
+    found &= _same(s_enroll[pos], t_enroll)
+    found &= _same(s_test[pos], t_test)
     if not found.all():
         i = int(np.argmin(found))
-        raise WesvError(f"{where(trials_path, i + 1)}: trial '{t_enroll[i]} {t_test[i]}' has no score in "
-                        f"{scores_path} ({int((~found).sum())} trials missing) — score the same trials list")
+        raise WesvError(f"{where(trials_path, i + 1)}: trial '{decode(t_enroll[i])} {decode(t_test[i])}' has no "
+                        f"score in {scores_path} ({int((~found).sum())} trials missing) — score the same trials "
+                        "list")
     unused = len(s_keys) - len(t_keys)
     if unused:
         log.warning("%s: %d score lines name no trial in %s; ignored", scores_path, unused, trials_path)
     return s_values[pos], unused
 
 
+def matched_scores(trials_path: str, scores_path: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """Read a trials list and a score file: ``(scores in trial order, labels, unused score lines)``."""
+    enroll, test, labels = read_trial_columns(trials_path)
+    scores, unused = match_scores((enroll, test), read_score_columns(scores_path), trials_path, scores_path)
+    return scores, labels, unused
+
+
 def evaluate(trials_path: str, scores_path: str, system: str | None = None,
              extra: dict | None = None, det_png: str | None = None) -> dict:
     """EER (%), minDCF@0.01/0.05, the EER threshold and counts for a score file against its trials."""
-    with gc_paused():
-        trials = read_trials(trials_path)
-        scores, unused = match_scores(trials, read_scores(scores_path), trials_path, scores_path)
-    if trials.num_target == 0 or trials.num_target == len(trials):
+    scores, labels, unused = matched_scores(trials_path, scores_path)
+    num_target = int(labels.sum())
+    if num_target == 0 or num_target == len(labels):
         raise WesvError(f"{trials_path}: needs both target and nontarget trials to compute EER/minDCF")
     result: dict = {"system": system or os.path.basename(os.path.dirname(os.path.abspath(scores_path)))}
-    rates = error_rates(scores, trials.label)
-    result.update(summary_from_rates(*rates, trials.label, P_TARGETS))
+    rates = error_rates(scores, labels)
+    result.update(summary_from_rates(*rates, labels, P_TARGETS))
     result["trials"] = os.path.abspath(trials_path)
     result["scores"] = os.path.abspath(scores_path)
     result["num_scores_unused"] = unused

@@ -8,8 +8,10 @@ from typing import Iterator
 
 import kaldiio
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from wesv.errors import WesvError, where
+from wesv.scoring.textcols import as_matrix, decode, encode, format_fixed6, join_lines, split_columns, to_str_array
 
 
 @contextlib.contextmanager
@@ -29,6 +31,19 @@ def read_embeddings(scp: str) -> tuple[list[str], np.ndarray]:
     """Read every embedding an scp names: ``(keys, matrix (N, D) float32)`` in scp order."""
     if not os.path.isfile(scp):
         raise WesvError(f"{scp}: embedding scp not found — run extraction (and its merge step) first")
+    fast = _read_float_vectors(scp)
+    keys, matrix = fast if fast is not None else _read_with_kaldiio(scp)
+    if len(set(keys)) != len(keys):
+        seen: set[str] = set()
+        for i, k in enumerate(keys, 1):
+            if k in seen:
+                raise WesvError(f"{where(scp, i)}: key {k!r} appears twice — merge each shard once")
+            seen.add(k)
+    return keys, matrix
+
+
+def _read_with_kaldiio(scp: str) -> tuple[list[str], np.ndarray]:
+    """Any scp kaldiio reads (matrices, pipes, ranges), one entry at a time; a bad entry names its line."""
     keys: list[str] = []
     rows: list[np.ndarray] = []
     lineno = 0
@@ -47,13 +62,63 @@ def read_embeddings(scp: str) -> tuple[list[str], np.ndarray]:
                         "check that the ark it points to exists and is complete") from err
     if not rows:
         raise WesvError(f"{scp}: no embeddings — the scp is empty")
-    if len(set(keys)) != len(keys):
-        seen: set[str] = set()
-        for i, k in enumerate(keys, 1):
-            if k in seen:
-                raise WesvError(f"{where(scp, i)}: key {k!r} appears twice — merge each shard once")
-            seen.add(k)
     return keys, np.stack(rows)
+
+
+_FV_HEADER = np.frombuffer(b"\0BFV \x04", dtype=np.uint8)  # binary marker, float32 vector, 4-byte size
+
+
+def _read_float_vectors(scp: str) -> tuple[list[str], np.ndarray] | None:
+    """The usual extraction output, gathered in numpy: every line ``key ark:offset`` pointing at a binary float32
+    vector, all of one dimension. None for anything else: kaldiio then reads it (and names a bad line)."""
+    try:
+        with open(scp, encoding="utf-8") as f:
+            lines = f.read().split("\n")
+    except (OSError, UnicodeDecodeError):
+        return None
+    keys: list[str] = []
+    arks: list[str] = []
+    offsets: list[int] = []
+    for line in lines:
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 2:
+            return None
+        ark, sep, offset = fields[1].rpartition(":")
+        if not sep or not offset.isdigit():
+            return None
+        keys.append(fields[0])
+        arks.append(ark)
+        offsets.append(int(offset))
+    if not keys:
+        return None
+    where_ark: dict[str, list[int]] = {}
+    for i, ark in enumerate(arks):
+        where_ark.setdefault(ark, []).append(i)
+    pos = np.array(offsets, dtype=np.int64)
+    matrix: np.ndarray | None = None
+    for ark, rows in where_ark.items():
+        try:
+            data = np.memmap(ark, dtype=np.uint8, mode="r")
+        except (OSError, ValueError):
+            return None
+        at = pos[rows]
+        if at.max() + 10 > data.size:
+            return None
+        head = sliding_window_view(data, 10)[at]
+        if not (head[:, :6] == _FV_HEADER).all():
+            return None
+        dims = np.ascontiguousarray(head[:, 6:]).view("<i4").reshape(-1)
+        dim = int(dims[0])
+        if dim < 1 or (dims != dim).any() or (matrix is not None and matrix.shape[1] != dim):
+            return None
+        if at.max() + 10 + 4 * dim > data.size:
+            return None
+        if matrix is None:
+            matrix = np.empty((len(keys), dim), dtype=np.float32)
+        matrix[rows] = sliding_window_view(data, 4 * dim)[at + 10].view("<f4")
+    return keys, matrix
 
 
 def read_vector(path: str) -> np.ndarray:
@@ -81,14 +146,46 @@ def read_mean(path: str) -> np.ndarray:
 
 def read_scores(path: str) -> tuple[list[str], list[str], np.ndarray]:
     """Read ``enroll test score`` lines: ``(enroll, test, scores float64)``; a bad line names file:line."""
+    enroll, test, scores = read_score_columns(path)
+    return to_str_array(enroll).tolist(), to_str_array(test).tolist(), scores
+
+
+def read_score_columns(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``read_scores`` with the ids as fixed-width UTF-8 bytes (``S``) arrays: no Python string per line."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as err:
+        raise WesvError(f"{path}: cannot read scores ({err.strerror}) — check the path") from err
+    cols = split_columns(raw, 3)
+    if cols is not None:
+        text = cols.field(2)
+        try:
+            scores = text.astype(np.float64)
+        except ValueError:
+            pass  # the per-line parser names the line
+        else:
+            bad = np.flatnonzero(~np.isfinite(scores))
+            if bad.size:
+                raise WesvError(f"{where(path, int(bad[0]) + 1)}: score {decode(text[bad[0]])!r} is not finite — "
+                                "re-run scoring (a zero embedding gives NaN)")
+            return cols.field(0), cols.field(1), scores
+    enroll, test, scores = _read_score_lines(path)
+    return encode(enroll), encode(test), scores
+
+
+def _read_score_lines(path: str) -> tuple[list[str], list[str], np.ndarray]:
+    """The per-line parser: slower, but it names the first bad line."""
     try:
         with open(path, encoding="utf-8") as f:
             lines = f.read().split("\n")
     except OSError as err:
         raise WesvError(f"{path}: cannot read scores ({err.strerror}) — check the path") from err
+    except UnicodeDecodeError as err:
+        raise WesvError(f"{path}: not UTF-8 text — is this really a score file?") from err
     if lines and lines[-1] == "":
         lines.pop()
-    fields = list(map(str.split, lines))  # C-level loops: this file can have millions of lines
+    fields = list(map(str.split, lines))
     if set(map(len, fields)) != {3}:
         lineno = next((i for i, f in enumerate(fields, 1) if len(f) != 3), 1)
         got = len(fields[lineno - 1]) if fields else 0
@@ -115,14 +212,23 @@ def read_scores(path: str) -> tuple[list[str], list[str], np.ndarray]:
 
 
 def write_scores(path: str, enroll: np.ndarray, test: np.ndarray, scores: np.ndarray) -> None:
-    """Write ``enroll test score`` lines atomically, scores with 6 decimals."""
+    """Write ``enroll test score`` lines atomically, scores with 6 decimals (``'%.6f'``).
+
+    ``enroll``/``test`` are str sequences or bytes (``S``) arrays; lines are assembled in numpy blocks.
+    """
+    enroll, test = encode(enroll), encode(test)
+    scores = np.asarray(scores, dtype=np.float64)
     tmp = f"{path}.tmp{os.getpid()}"
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    chunk = 1 << 18
-    with open(tmp, "w", encoding="utf-8") as f:
+    chunk = 1 << 19
+    space = np.full((min(chunk, len(scores)), 1), ord(" "), dtype=np.uint8)
+    newline = np.full_like(space, ord("\n"))
+    with open(tmp, "wb") as f:
         for s in range(0, len(scores), chunk):
-            e_part = enroll[s:s + chunk]
-            t_part = test[s:s + chunk]
-            v_part = np.char.mod("%.6f", scores[s:s + chunk]).tolist()
-            f.write("".join(map("{} {} {}\n".format, e_part, t_part, v_part)))
+            e, t, v = enroll[s:s + chunk], test[s:s + chunk], scores[s:s + chunk]
+            digits = format_fixed6(v)
+            if digits is None:  # NaN/inf or huge values: printf them one by one
+                digits = as_matrix(np.array([b"%.6f" % x for x in v.tolist()]))
+            n = len(v)
+            f.write(join_lines([as_matrix(e), space[:n], as_matrix(t), space[:n], digits, newline[:n]]))
     os.replace(tmp, path)

@@ -17,7 +17,7 @@ def error_rates(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.
     n_non = labels.size - n_tar
     if n_tar == 0 or n_non == 0:
         raise ValueError("need at least one target and one nontarget trial")
-    order = np.argsort(scores, kind="stable")
+    order = np.argsort(scores)  # any order among equal scores will do: only distinct values are cut points
     s = scores[order]
     lab = labels[order]
     # Rejecting everything below s[i]: misses = targets among the first i trials.

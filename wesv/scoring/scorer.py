@@ -6,11 +6,12 @@ import time
 
 import numpy as np
 
-from wesv.data.trials import read_trials
+from wesv.data.trials import read_trial_columns
 from wesv.log import get_logger
 from wesv.scoring.asnorm import asnorm, cohort_stats, speaker_cohort
 from wesv.scoring.cosine import lookup, normalize, pair_scores
-from wesv.scoring.io import gc_paused, read_embeddings, read_mean, write_scores
+from wesv.scoring.io import read_embeddings, read_mean, write_scores
+from wesv.scoring.textcols import encode
 
 log = get_logger(__name__)
 
@@ -28,12 +29,14 @@ def score_trials(enroll_utts: np.ndarray, test_utts: np.ndarray, enroll: tuple[l
                  cohort: np.ndarray | None = None, top_k: int | None = 300) -> np.ndarray:
     """Cosine score of each trial (float64); with a cohort (already normalised), AS-norm with ``top_k``.
 
-    ``enroll``/``test`` are ``(keys, raw matrix)``; ``mean`` is subtracted before normalising.
+    ``enroll_utts``/``test_utts`` are str or bytes (``S``) arrays; ``enroll``/``test`` are ``(keys, raw matrix)``;
+    ``mean`` is subtracted before normalising.
     """
     ekeys, emat = enroll
     tkeys, tmat = test
-    ei = lookup(enroll_utts, {k: i for i, k in enumerate(ekeys)}, trials_path, "enroll")
-    ti = lookup(test_utts, {k: i for i, k in enumerate(tkeys)}, trials_path, "test")
+    ekeys_b = encode(ekeys)
+    ei = lookup(enroll_utts, ekeys_b, trials_path, "enroll")
+    ti = lookup(test_utts, ekeys_b if tkeys is ekeys else tkeys, trials_path, "test")
     e = normalize(emat, mean)
     t = e if tmat is emat else normalize(tmat, mean)
     raw = pair_scores(e, t, ei, ti)
@@ -48,14 +51,8 @@ def run_scoring(trials_path: str, enroll_scp: str, test_scp: str, out: str, mean
                 cohort_scp: str | None = None, cohort_utt2spk: str | None = None,
                 top_k: int | None = 300) -> dict:
     """Read trials and embeddings, score, write ``enroll test score`` lines to ``out``; return timings."""
-    with gc_paused():
-        return _run_scoring(trials_path, enroll_scp, test_scp, out, mean_path, cohort_scp, cohort_utt2spk, top_k)
-
-
-def _run_scoring(trials_path: str, enroll_scp: str, test_scp: str, out: str, mean_path: str | None,
-                 cohort_scp: str | None, cohort_utt2spk: str | None, top_k: int | None) -> dict:
     t0 = time.perf_counter()
-    trials = read_trials(trials_path)
+    enroll_utts, test_utts, _ = read_trial_columns(trials_path)
     enroll = read_embeddings(enroll_scp)
     same = os.path.abspath(enroll_scp) == os.path.abspath(test_scp)
     test = enroll if same else read_embeddings(test_scp)
@@ -71,9 +68,9 @@ def _run_scoring(trials_path: str, enroll_scp: str, test_scp: str, out: str, mea
         log.info("AS-norm cohort: %d %s, top-k %s", len(ckeys), "speakers" if cohort_utt2spk else "embeddings",
                  top_k if top_k is not None else "all")
     t_read = time.perf_counter()
-    scores = score_trials(trials.enroll, trials.test, enroll, test, trials_path, mean, cohort, top_k)
+    scores = score_trials(enroll_utts, test_utts, enroll, test, trials_path, mean, cohort, top_k)
     t_score = time.perf_counter()
-    write_scores(out, trials.enroll, trials.test, scores)
+    write_scores(out, enroll_utts, test_utts, scores)
     t_write = time.perf_counter()
     log.info("scored %d trials (%.1f s reading, %.1f s scoring, %.1f s writing) → %s",
              len(scores), t_read - t0, t_score - t_read, t_write - t_score, out)

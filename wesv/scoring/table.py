@@ -51,10 +51,8 @@ def results_table(results: list[dict]) -> str:
 
 def det_of_all(results: list[dict], json_paths: list[str], det_png: str) -> None:
     """Redraw every system's DET curve from the trials and scores paths its JSON records."""
-    from wesv.data.trials import read_trials
     from wesv.scoring.det import DetCurve, plot_det
-    from wesv.scoring.evaluate import match_scores
-    from wesv.scoring.io import gc_paused, read_scores
+    from wesv.scoring.evaluate import matched_scores
     from wesv.scoring.metrics import error_rates
 
     curves = []
@@ -63,10 +61,8 @@ def det_of_all(results: list[dict], json_paths: list[str], det_png: str) -> None
             if not os.path.isfile(r.get(key, "")):
                 raise WesvError(f"{path}: {key} file {r.get(key)!r} not found — the DET curve is redrawn from it; "
                                 "re-run compute_metrics or leave out --det-png")
-        with gc_paused():
-            trials = read_trials(r["trials"])
-            scores, _ = match_scores(trials, read_scores(r["scores"]), r["trials"], r["scores"])
-        p_miss, p_fa, _ = error_rates(scores, trials.label)
+        scores, labels, _ = matched_scores(r["trials"], r["scores"])
+        p_miss, p_fa, _ = error_rates(scores, labels)
         curves.append(DetCurve(r["system"], p_miss, p_fa, r["EER"] / 100))
     plot_det(curves, det_png)
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
-CHUNK = 1 << 20  # lines per vectorised block: bounds the temporary index arrays to a few hundred MB
+CHUNK = 1 << 20  # lines per vectorised block: bounds the temporary arrays to some tens of MB
 _NL, _SP, _TAB = 10, 32, 9
-_PRIME = np.uint64(0x100000001B3)
+_PRIME = np.uint64(0x9FB21C651E98DF25)
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -60,20 +61,26 @@ def split_columns(raw: bytes, num_fields: int) -> TextColumns | None:
     start = np.empty_like(seps)
     start[0] = 0
     start[1:] = seps[:-1] + 1
-    return TextColumns(data, start.reshape(-1, num_fields), end)
+    start = start.reshape(-1, num_fields)
+    # Zero padding as long as the longest field lets every field be cut as a fixed-width window.
+    padded = np.zeros(data.size + int((end - start).max()), dtype=np.uint8)
+    padded[:data.size] = data
+    return TextColumns(padded, start, end)
 
 
 def gather_fields(data: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """The byte ranges ``data[start[i]:end[i]]`` as one fixed-width, NUL-padded ``S`` array."""
+    """The byte ranges ``data[start[i]:end[i]]`` as one fixed-width, NUL-padded ``S`` array.
+
+    ``data`` must extend at least the longest range's length past every ``start``.
+    """
     lengths = end - start
     width = max(int(lengths.max(initial=0)), 1)
-    out = np.zeros((len(start), width), dtype=np.uint8)
-    cols = np.arange(width)
-    last = len(data) - 1
+    windows = sliding_window_view(data, width)  # row i = data[i:i + width], no copy
+    out = np.empty((len(start), width), dtype=np.uint8)
+    cols = np.arange(width, dtype=np.int32)
     for s in range(0, len(start), CHUNK):
-        st, ln = start[s:s + CHUNK, None], lengths[s:s + CHUNK, None]
-        block = data[np.minimum(st + cols, last)]
-        block[cols >= ln] = 0
+        block = windows[start[s:s + CHUNK]]
+        block[cols >= lengths[s:s + CHUNK, None]] = 0
         out[s:s + CHUNK] = block
     return out.view(f"S{width}").reshape(-1)
 
@@ -83,43 +90,105 @@ def as_width(a: np.ndarray, width: int) -> np.ndarray:
     return a if a.dtype.itemsize == width else a.astype(f"S{width}")
 
 
+def _fmix(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 64-bit finaliser, in place: every output bit depends on every input bit."""
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xFF51AFD7ED558CCD)
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xC4CEB9FE1A85EC53)
+    h ^= h >> np.uint64(33)
+    return h
+
+
 def hash_bytes(a: np.ndarray) -> np.ndarray:
-    """A 64-bit FNV-style hash of each item of a fixed-width bytes array (equal items → equal hashes)."""
+    """A well-mixed 64-bit hash of each item of a fixed-width bytes array (equal items → equal hashes)."""
     words = -(-a.dtype.itemsize // 8)
     u = as_width(a, 8 * words).view(np.uint64).reshape(len(a), words)
     h = np.full(len(a), 0xCBF29CE484222325, dtype=np.uint64)
-    for j in range(words):
+    for j in range(words):  # a bijective step per word; the finaliser spreads the bits
         h ^= u[:, j]
         h *= _PRIME
-    return h ^ (h >> np.uint64(29))
+        h ^= h >> np.uint64(29)
+    return _fmix(h)
 
 
 def pair_keys(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """A 64-bit key per ``(a[i], b[i])`` pair of bytes items; equal pairs → equal keys, collisions possible."""
-    hb = hash_bytes(b)
-    return hash_bytes(a) * _MIX + (hb ^ (hb >> np.uint64(31)))
+    return _fmix(hash_bytes(a) * _MIX + hash_bytes(b))
 
 
 def match_items(queries: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """For each query, the index of the equal item of ``table`` (items distinct), or -1 if there is none."""
+    """For each query, the index of the equal item of ``table`` (items distinct), or -1 if there is none.
+
+    A vectorised open-addressing hash table over ``table`` (load ≤ 1/4, so about one probe per query); every
+    match is confirmed on the bytes.
+    """
     width = max(queries.dtype.itemsize, table.dtype.itemsize)
     queries, table = as_width(queries, width), as_width(table, width)
     th = hash_bytes(table)
-    order = np.argsort(th)
-    sh = th[order]
-    if sh.size > 1 and (sh[1:] == sh[:-1]).any():  # a hash collision among the keys: exact dict instead
+    if len(np.unique(th)) != len(th):  # equal items, or a hash collision: an exact dict instead
         index = {k: i for i, k in enumerate(table.tolist())}
         return np.fromiter((index.get(q, -1) for q in queries.tolist()), dtype=np.int64, count=len(queries))
-    if not len(sh):
-        return np.full(len(queries), -1, dtype=np.int64)
-    pos = order[np.minimum(np.searchsorted(sh, hash_bytes(queries)), len(sh) - 1)]
-    found = table[pos] == queries
-    return np.where(found, pos, -1)
+    bits = max(int(len(th) * 4).bit_length(), 4)
+    slots = _build_slots(th, bits)
+    qh = hash_bytes(queries)
+    home = (qh >> np.uint64(64 - bits)).astype(np.int64)
+    found = np.full(len(queries), -1, dtype=np.int64)
+    active = np.arange(len(queries))
+    probe = 0
+    while active.size:
+        cand = slots[(home[active] + probe) & ((1 << bits) - 1)]
+        hit = cand >= 0
+        hit[hit] = th[cand[hit]] == qh[active[hit]]
+        found[active[hit]] = cand[hit]
+        active = active[(cand >= 0) & ~hit]  # an occupied slot of another key: probe on
+        probe += 1
+    ok = found >= 0
+    ok[ok] = table[found[ok]] == queries[ok]
+    return np.where(ok, found, -1)
+
+
+def _build_slots(th: np.ndarray, bits: int) -> np.ndarray:
+    """Linear-probing slot array (``2**bits`` entries, -1 = empty) holding the index of each distinct hash."""
+    slots = np.full(1 << bits, -1, dtype=np.int64)
+    home = (th >> np.uint64(64 - bits)).astype(np.int64)
+    pending = np.arange(len(th))
+    probe = 0
+    while pending.size:
+        want = (home[pending] + probe) & ((1 << bits) - 1)
+        free = np.flatnonzero(slots[want] < 0)
+        _, first = np.unique(want[free], return_index=True)  # one key per free slot this round
+        winners = free[first]
+        slots[want[winners]] = pending[winners]
+        placed = np.zeros(pending.size, dtype=bool)
+        placed[winners] = True
+        pending = pending[~placed]
+        probe += 1
+    return slots
 
 
 def decode(item: bytes | np.bytes_) -> str:
-    """One field for a message (the fast path only accepts ASCII)."""
-    return bytes(item).decode("ascii")
+    """One field as text (for messages)."""
+    return bytes(item).decode("utf-8")
+
+
+def encode(items) -> np.ndarray:
+    """A sequence of str as a fixed-width UTF-8 bytes (``S``) array."""
+    if isinstance(items, np.ndarray) and items.dtype.kind == "S":
+        return items
+    out = np.array([s.encode("utf-8") for s in items], dtype=np.bytes_)
+    return out if out.size else np.zeros(0, dtype="S1")
+
+
+def to_str_array(a: np.ndarray) -> np.ndarray:
+    """A fixed-width bytes array as an object array of str, one shared str per distinct value (ids repeat a lot)."""
+    if not len(a):
+        return np.zeros(0, dtype=object)
+    _, first, inverse = np.unique(hash_bytes(a), return_index=True, return_inverse=True)
+    if not (a[first][inverse] == a).all():  # a hash collision: decode every item instead
+        return np.array([decode(x) for x in a.tolist()], dtype=object)
+    uniq = np.array([decode(x) for x in a[first].tolist()], dtype=object)
+    return uniq[inverse]
 
 
 def format_fixed6(values: np.ndarray) -> np.ndarray | None:

@@ -15,7 +15,7 @@ def frozen_copy(module: nn.Module) -> nn.Module:
 
 @torch.no_grad()
 def ema_update_(target: nn.Module, source: nn.Module, momentum: float) -> None:
-    """``target ← momentum · target + (1 − momentum) · source`` over parameters; buffers (BN stats) stay the target's."""
+    """``target ← m · target + (1 − m) · source`` over parameters; buffers (BN statistics) stay the target's."""
     t_params = list(target.parameters())
     s_params = [p.detach() for p in source.parameters()]
     if len(t_params) != len(s_params):

@@ -34,7 +34,7 @@ def mlp(in_dim: int, hidden_dim: int, out_dim: int, num_layers: int, act: type[n
 
 
 class DinoHead(nn.Module):
-    """Linear(D→hidden)–BN–GELU ×2 → Linear(→bottleneck), L2-normalise, weight-normalised Linear(→K prototypes)."""
+    """Linear(D→hidden)–BN–GELU ×2 → Linear(→bottleneck), L2-normalise, weight-normalised Linear(→K)."""
 
     def __init__(self, in_dim: int, out_dim: int = 65536, hidden_dim: int = 2048, bottleneck_dim: int = 256,
                  num_layers: int = 3):
@@ -51,7 +51,7 @@ class DinoHead(nn.Module):
 
 
 class ProjectionHead(nn.Module):
-    """MoCo v2 projector: Linear–BN–ReLU → Linear (or one Linear when ``hidden_dim == 0``), L2-normalised output."""
+    """MoCo v2 projector: Linear–BN–ReLU → Linear (one Linear when ``hidden_dim == 0``), L2-normalised."""
 
     def __init__(self, in_dim: int, out_dim: int = 128, hidden_dim: int = 2048):
         super().__init__()

@@ -32,7 +32,7 @@ class MocoConfig(ViewsConfig):
 
 
 def info_nce_logits(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float) -> torch.Tensor:
-    """``[q·k⁺, q·queue_j …] / T``, shape ``(B, 1 + Q)``; the positive is column 0 (float32 even under autocast)."""
+    """``[q·k⁺, q·queue_j …] / T``, shape ``(B, 1 + Q)``, positive in column 0; float32 even under autocast."""
     with torch.autocast(q.device.type, enabled=False):
         q, k, queue = q.float(), k.float(), queue.float()
         l_pos = torch.sum(q * k, dim=-1, keepdim=True)

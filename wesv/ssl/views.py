@@ -87,22 +87,36 @@ class ViewsDataset(Dataset):
                             + [self._samples(cfg.local_seconds_max or cfg.local_seconds)] * cfg.num_local)
         self.min_lengths = ([self._samples(cfg.global_seconds)] * cfg.num_global
                             + [self._samples(cfg.local_seconds)] * cfg.num_local)
-        self.same_cluster = self._cluster_members(cluster_map) if cluster_map else None
+        self.with_clusters = bool(cluster_map) and cfg.p_same_cluster > 0
+        if self.with_clusters:
+            self._index_clusters(cluster_map)
 
     def _samples(self, seconds: float) -> int:
         return int(round(seconds * self.sample_rate))
 
-    def _cluster_members(self, cluster_map: dict[str, str]) -> list[np.ndarray]:
-        """For each dataset index, the indices of the *other* training utterances in its cluster."""
-        by_cluster: dict[str, list[int]] = {}
+    def _index_clusters(self, cluster_map: dict[str, str]) -> None:
+        """Cluster of each dataset index (-1: not in the map) and the member indices of each cluster.
+
+        Stored per cluster, not per utterance, so that 1.1 M VoxCeleb utterances cost one int each.
+        """
+        ids: dict[str, int] = {}
+        self.cluster_of = np.full(len(self.utts), -1, dtype=np.int64)
         for i, utt in enumerate(self.utts):
             if utt in cluster_map:
-                by_cluster.setdefault(cluster_map[utt], []).append(i)
-        members = []
-        for i, utt in enumerate(self.utts):
-            group = by_cluster.get(cluster_map.get(utt), []) if utt in cluster_map else []
-            members.append(np.array([j for j in group if j != i], dtype=np.int64))
-        return members
+                self.cluster_of[i] = ids.setdefault(cluster_map[utt], len(ids))
+        order = np.argsort(self.cluster_of, kind="stable")
+        order = order[self.cluster_of[order] >= 0]
+        bounds = np.searchsorted(self.cluster_of[order], np.arange(len(ids) + 1))
+        self.members = [order[bounds[c]:bounds[c + 1]] for c in range(len(ids))]
+
+    def _other_in_cluster(self, index: int, rng: np.random.Generator) -> int:
+        """A uniformly drawn other utterance of ``index``'s cluster (``index`` itself when it has none)."""
+        c = self.cluster_of[index]
+        if c < 0 or len(self.members[c]) < 2:
+            return index
+        group = self.members[c]
+        pick = int(group[rng.integers(len(group) - 1)])
+        return pick if pick != index else int(group[-1])
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose random crops and augmentations ``__getitem__`` returns."""
@@ -134,12 +148,10 @@ class ViewsDataset(Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, int(index)])
         lengths = self.max_lengths
         sources = [int(index)] * len(lengths)
-        if self.same_cluster is not None and self.cfg.p_same_cluster > 0:
-            others = self.same_cluster[index]
+        if self.with_clusters:
             draws = rng.random(len(lengths)) < self.cfg.p_same_cluster
             for v in np.flatnonzero(draws & self._cluster_view_mask()):
-                if len(others):
-                    sources[v] = int(others[rng.integers(len(others))])
+                sources[v] = self._other_in_cluster(int(index), rng)
         own = [v for v, s in enumerate(sources) if s == index]
         views: list[np.ndarray | None] = [None] * len(lengths)
         if own:

@@ -45,9 +45,12 @@ class EpochIndexed(Dataset):
 
 
 def worker_init_fn(worker_id: int) -> None:
-    """DataLoader workers: leave SIGINT/SIGTERM to the main process (it saves and stops); seed global RNGs."""
+    """DataLoader workers: leave Ctrl-C to the main process (it saves and stops); seed global RNGs.
+
+    SIGTERM keeps its default: multiprocessing stops workers with it at exit. When a scheduler's SIGTERM kills
+    the workers too, the trainer notices the dead loader after its own stop request and still saves.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)

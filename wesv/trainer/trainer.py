@@ -9,6 +9,7 @@ import logging
 import math
 import os
 import random
+import signal
 import time
 from contextlib import nullcontext
 from typing import Any, Iterable
@@ -269,6 +270,14 @@ class Trainer:
         log.info("finished %d epochs; encoder in %s", cfg.trainer.epochs, os.path.join(self.exp_dir, "encoder.pt"))
         return 0
 
+    @staticmethod
+    def _stop_arrives(stop: StopRequest, wait_s: float = 5.0) -> bool:
+        """Whether a stop signal arrived (waiting a little: it may reach the workers before this process)."""
+        deadline = time.time() + wait_s
+        while not stop.requested and time.time() < deadline:
+            time.sleep(0.1)
+        return stop.requested
+
     def _stop_agreed(self, stop: StopRequest) -> bool:
         """Whether any process was asked to stop (checked between epochs; the epoch checkpoint is saved)."""
         flag = torch.tensor([1.0 if stop.requested else 0.0], device=self.device if self.env.distributed else "cpu")
@@ -310,9 +319,22 @@ class Trainer:
         """Train on ``batches`` until the epoch's step count; False when a stop signal ended it (checkpoint saved)."""
         cfg, env = self.cfg, self.env
         autocast = torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp else nullcontext()
-        for batch in batches:
-            if self.batch_in_epoch >= self.steps_per_epoch:
+        it = iter(batches)
+        while self.batch_in_epoch < self.steps_per_epoch:
+            try:
+                batch = next(it)
+            except StopIteration:
                 break
+            except RuntimeError:  # DataLoader workers killed, e.g. by the scheduler's SIGTERM sent to every process
+                if not self._stop_arrives(stop):
+                    raise
+                if self.env.distributed:  # the ranks cannot agree on a step to save at
+                    name = signal.Signals(stop.signum).name
+                    raise WesvError(f"{name} killed the data loader workers before this process could save; "
+                                    f"resume from the last checkpoint ({self.last_good or 'none yet'}) with "
+                                    "--resume") from None
+                self._save()
+                return False
             batch = to_device(batch, self.device)
             with autocast:
                 loss, logs = self.model(batch)
