@@ -184,3 +184,17 @@ def test_cache_is_lazy_and_bounded(fake_trees):
     for s in specs[1:]:
         cache.get(s)
     assert cache._bytes <= cache.max_bytes
+
+
+def test_long_files_are_read_in_windows_not_cached(fake_trees):
+    from wesv.data.datadir import read_scp
+
+    spec = read_scp(str(fake_trees / "data/musan/wav.scp"))["noise/free-sound/noise-free-sound-0000.wav"]
+    whole = sf.read(spec, dtype="float32")[0]
+    cache = AudioCache(max_bytes=10 ** 9, max_cached_s=0.5)  # the 2 s file counts as long here
+    seg = cache.segment(spec, 4000, np.random.default_rng(0))
+    assert len(cache) == 0 and seg.shape == (4000,)
+    start = int(np.flatnonzero(np.isclose(whole, seg[0]) & np.isclose(np.roll(whole, -1), seg[1]))[0])
+    assert np.allclose(whole[start:start + 4000], seg)
+    short = AudioCache(max_bytes=10 ** 9)
+    assert short.segment(spec, 40000, np.random.default_rng(0)).shape == (40000,) and len(short) == 1

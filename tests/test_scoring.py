@@ -1,5 +1,7 @@
 """Cosine / AS-norm scoring against per-trial loops; compute_metrics and results_table behaviour and errors."""
 import json
+import subprocess
+import sys
 
 import kaldiio
 import numpy as np
@@ -8,8 +10,10 @@ import pytest
 from wesv.bin import compute_metrics, results_table, score
 from wesv.errors import WesvError
 from wesv.scoring.evaluate import evaluate
-from wesv.scoring.io import read_embeddings, read_mean, read_scores, write_vector
+from wesv.scoring.cosine import pair_scores
+from wesv.scoring.io import read_embeddings, read_mean, read_scores, write_scores, write_vector
 from wesv.scoring.scorer import run_scoring
+from wesv.scoring.textcols import match_items
 
 DIM = 8
 
@@ -197,3 +201,82 @@ def test_results_table(tmp_path, capsys):
         results_table.main(["--out", str(tmp_path / "R.md"), str(tmp_path / "bad.json")])
     assert ex.value.code == 2
     assert "bad.json: missing EER" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ vectorised text and ark I/O
+def test_write_scores_matches_printf(tmp_path):
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=3000) * rng.choice([1e-4, 1.0, 50.0, 1e5], 3000)
+    values[:8] = [0.0, -0.0, 1.5, -1e-9, 0.1234565, -12.3456789, 999.9999996, -0.9999996]
+    enroll = [f"e{i % 17}" for i in range(3000)]
+    test = np.array([f"t-{i}" for i in range(3000)], dtype=object)
+    write_scores(str(tmp_path / "s"), enroll, test, values)
+    assert (tmp_path / "s").read_text() == "".join(f"{e} {t} {v:.6f}\n" for e, t, v in zip(enroll, test, values))
+    e, t, s = read_scores(str(tmp_path / "s"))
+    assert e == enroll and t == test.tolist()
+    assert s.tolist() == [float(f"{v:.6f}") for v in values]
+    # Values beyond the integer fast path (huge, NaN) are printed one by one, as printf does.
+    write_scores(str(tmp_path / "big"), ["a", "b"], ["x", "y"], np.array([3e12, np.nan]))
+    assert (tmp_path / "big").read_text() == "a x 3000000000000.000000\nb y nan\n"
+
+
+def test_read_scores_unusual_layouts(tmp_path):
+    """Tabs, CRLF, no final newline, exponents and UTF-8 ids take the per-line path and read the same."""
+    for name, text in {"tabs": "a\tx 0.5\nb y\t-2\n", "crlf": "a x 0.5\r\nb y -2\r\n", "last": "a x 0.5\nb y -2",
+                       "exp": "a x 5e-1\nb y -2.0E0\n"}.items():
+        (tmp_path / name).write_text(text)
+        assert read_scores(str(tmp_path / name)) == (["a", "b"], ["x", "y"], pytest.approx([0.5, -2.0])), name
+    (tmp_path / "utf8").write_text("é x 0.25\n", encoding="utf-8")
+    assert read_scores(str(tmp_path / "utf8"))[0] == ["é"]
+    (tmp_path / "nan").write_text("a x 0.5\nb y nan\n")
+    with pytest.raises(WesvError, match=r"nan:2: score 'nan' is not finite"):
+        read_scores(str(tmp_path / "nan"))
+
+
+def test_read_embeddings_fast_path_matches_kaldiio(tmp_path):
+    rng = np.random.default_rng(1)
+    vecs = {f"u{i}": rng.normal(size=5).astype(np.float32) for i in range(6)}
+    items = list(vecs.items())
+    kaldiio.save_ark(str(tmp_path / "1.ark"), dict(items[:4]), scp=str(tmp_path / "1.scp"))
+    kaldiio.save_ark(str(tmp_path / "2.ark"), dict(items[4:]), scp=str(tmp_path / "2.scp"))
+    (tmp_path / "all.scp").write_text((tmp_path / "2.scp").read_text() + (tmp_path / "1.scp").read_text())
+    keys, mat = read_embeddings(str(tmp_path / "all.scp"))  # two arks, interleaved order kept
+    assert keys == ["u4", "u5", "u0", "u1", "u2", "u3"]
+    np.testing.assert_array_equal(mat, np.stack([vecs[k] for k in keys]))
+    # Matrices (1 × D) are not the fast path's vectors: kaldiio reads them, same result.
+    kaldiio.save_ark(str(tmp_path / "m.ark"), {k: v[None] for k, v in vecs.items()}, scp=str(tmp_path / "m.scp"))
+    keys2, mat2 = read_embeddings(str(tmp_path / "m.scp"))
+    assert keys2 == list(vecs) and np.array_equal(mat2, np.stack(list(vecs.values())))
+    # A truncated ark is reported by the line naming the missing entry.
+    data = (tmp_path / "1.ark").read_bytes()
+    (tmp_path / "1.ark").write_bytes(data[:-10])
+    with pytest.raises(WesvError, match=r"1.scp:4: cannot read embedding"):
+        read_embeddings(str(tmp_path / "1.scp"))
+    (tmp_path / "dup.scp").write_text((tmp_path / "2.scp").read_text() * 2)
+    with pytest.raises(WesvError, match=r"dup.scp:3: key 'u4' appears twice"):
+        read_embeddings(str(tmp_path / "dup.scp"))
+
+
+def test_match_items_against_a_dict():
+    rng = np.random.default_rng(2)
+    table = np.array([f"spk{i}-utt{i * 7}".encode() for i in rng.permutation(5000)[:3000]])
+    queries = np.array([f"spk{i}-utt{i * 7}".encode() for i in rng.integers(0, 5000, 20000)] + [b"x" * 40])
+    index = {k: i for i, k in enumerate(table.tolist())}
+    expect = [index.get(q, -1) for q in queries.tolist()]
+    assert match_items(queries, table).tolist() == expect
+    assert match_items(queries[:0], table).tolist() == [] and match_items(queries[:3], table[:0]).tolist() == [-1] * 3
+
+
+def test_pair_scores_threads_agree():
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(size=(50, 8)).astype(np.float32), rng.normal(size=(40, 8)).astype(np.float32)
+    ia, ib = rng.integers(0, 50, 1000), rng.integers(0, 40, 1000)
+    expect = np.sum(a[ia].astype(np.float64) * b[ib], axis=1)
+    for threads in (1, 3):
+        np.testing.assert_allclose(pair_scores(a, b, ia, ib, chunk=64, threads=threads), expect, atol=1e-5)
+
+
+def test_scoring_and_metrics_do_not_import_torch():
+    code = ("import sys, wesv.bin.score, wesv.bin.compute_metrics, wesv.scoring.scorer, wesv.scoring.evaluate; "
+            "sys.exit('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0  # torch's import costs seconds

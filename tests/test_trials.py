@@ -6,7 +6,7 @@ import pytest
 import soundfile as sf
 
 from wesv.data.datadir import DataDir, read_scp, validate_data_dir
-from wesv.data.trials import Trials, read_trials, scan_trials, write_trials
+from wesv.data.trials import Trials, read_trial_columns, read_trials, scan_trials, write_trials
 from wesv.data.voxceleb import (make_voxceleb1_data_dir, make_voxceleb2_data_dir, read_voxceleb_list,
                                 voxceleb_list_to_trials, voxceleb_utt_id)
 from wesv.errors import WesvError
@@ -132,3 +132,46 @@ def test_make_voxceleb2_data_dir(tmp_path):
     with pytest.raises(WesvError, match="VoxCeleb2 root"):
         make_voxceleb2_data_dir(str(tmp_path / "nothing"), str(tmp_path / "d2"))
     assert isinstance(DataDir.load(str(tmp_path / "data")), DataDir)
+
+
+# ------------------------------------------------------------------------------------------- fast path
+def test_clean_and_unusual_layouts_read_the_same(tmp_path):
+    """The vectorised parser (clean ASCII) and the per-line one (tabs, CRLF, no final newline, UTF-8) agree."""
+    expect = (["a", "a", "c"], ["b", "c", "a"], [True, False, False])
+    layouts = {"clean": "a b target\na c nontarget\nc a nontarget\n",
+               "tabs_no_final_newline": "a\tb target\na c\tnontarget\nc a nontarget",
+               "crlf": "a b target\r\na c nontarget\r\nc a nontarget\r\n",
+               "spaces": "a  b target\n a c nontarget\nc a nontarget  \n"}
+    for name, text in layouts.items():
+        write(tmp_path / name, text)
+        t = read_trials(str(tmp_path / name))
+        assert (t.enroll.tolist(), t.test.tolist(), t.label.tolist()) == expect, name
+        e, te, lab = read_trial_columns(str(tmp_path / name))
+        assert e.dtype.kind == "S" and [x.decode() for x in e.tolist()] == expect[0], name
+        assert [x.decode() for x in te.tolist()] == expect[1] and lab.tolist() == expect[2], name
+    write(tmp_path / "utf8", "é b target\n")
+    assert read_trials(str(tmp_path / "utf8")).enroll.tolist() == ["é"]
+    assert read_trial_columns(str(tmp_path / "utf8"))[0].tolist() == ["é".encode()]
+
+
+def test_fields_shifted_between_lines_are_caught(tmp_path):
+    """A 4-field line then a 2-field one keep every third word a label; still an error naming both lines."""
+    p = str(tmp_path / "trials")
+    write(p, "a b target x\nc nontarget\nd e target\n")
+    for reader in (read_trials, read_trial_columns):
+        with pytest.raises(WesvError) as err:
+            reader(p)
+        assert f"{p}:1: expected 3 fields" in str(err.value) and f"{p}:2: expected 3 fields" in str(err.value)
+        assert "(2 problems)" in str(err.value)
+
+
+def test_large_clean_file_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    ids = [f"spk{i // 7:03d}-utt{i:05d}" for i in range(500)]
+    e = [ids[i] for i in rng.integers(0, 500, 3000)]
+    t = [ids[i] for i in rng.integers(0, 500, 3000)]
+    lab = (rng.random(3000) < 0.3).tolist()
+    write_trials(str(tmp_path / "trials"), Trials.from_lists(e, t, lab))
+    back = read_trials(str(tmp_path / "trials"))
+    assert back.enroll.tolist() == e and back.test.tolist() == t and back.label.tolist() == lab
+    assert back.enroll.dtype == object

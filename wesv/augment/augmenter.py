@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from wesv.augment.ops import add_noise, fit_length, reverberate, speed_perturb
+from wesv.augment.ops import add_noise, reverberate, speed_perturb
 from wesv.augment.sets import AudioCache, read_noise_set, read_rir_set
 from wesv.errors import WesvError
 
@@ -85,17 +85,20 @@ class Augmenter:
     def _pick(self, specs: list[str], rng: np.random.Generator) -> np.ndarray:
         return self.cache.get(specs[int(rng.integers(len(specs)))])
 
+    def _segment(self, specs: list[str], n: int, rng: np.random.Generator) -> np.ndarray:
+        return self.cache.segment(specs[int(rng.integers(len(specs)))], n, rng)
+
     def _additive(self, x: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
         cfg = self.cfg
         if kind == "babble":
             k = int(rng.integers(cfg.babble_sources[0], cfg.babble_sources[1] + 1))
             noise = np.zeros(x.size, dtype=np.float64)
             for _ in range(k):  # equal-power talkers, so none dominates the mixture
-                s = fit_length(self._pick(self.noise["speech"], rng), x.size, rng).astype(np.float64)
+                s = self._segment(self.noise["speech"], x.size, rng).astype(np.float64)
                 noise += s / (np.sqrt(np.mean(s * s)) + 1e-8)
             snr = cfg.babble_snr
         else:
-            noise = fit_length(self._pick(self.noise[kind], rng), x.size, rng)
+            noise = self._segment(self.noise[kind], x.size, rng)
             snr = cfg.noise_snr if kind == "noise" else cfg.music_snr
         return add_noise(x, noise, float(rng.uniform(*snr)))
 

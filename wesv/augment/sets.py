@@ -11,7 +11,8 @@ from collections import OrderedDict
 
 import numpy as np
 
-from wesv.data.audio import load_audio
+from wesv.augment.ops import fit_length
+from wesv.data.audio import audio_info, load_audio
 from wesv.data.datadir import read_scp
 from wesv.errors import WesvError
 
@@ -49,12 +50,18 @@ def read_rir_set(path: str) -> list[str]:
 
 
 class AudioCache:
-    """Per-process LRU cache of decoded augmentation files, bounded in bytes (fork-safe: each worker has its own)."""
+    """Per-process LRU cache of decoded augmentation files, bounded in bytes (fork-safe: each worker has its own).
 
-    def __init__(self, max_bytes: int, sample_rate: int = 16000):
+    Files longer than ``max_cached_s`` (MUSAN speech and music run to minutes) are never cached whole: a random
+    window is read from disk each time instead.
+    """
+
+    def __init__(self, max_bytes: int, sample_rate: int = 16000, max_cached_s: float = 60.0):
         self.max_bytes = max_bytes
         self.sample_rate = sample_rate
+        self.max_cached = int(max_cached_s * sample_rate)
         self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._info: dict[str, tuple[int, int]] = {}
         self._bytes = 0
         self._pid = os.getpid()
 
@@ -75,6 +82,16 @@ class AudioCache:
                 _, old = self._items.popitem(last=False)
                 self._bytes -= old.nbytes
         return wave
+
+    def segment(self, spec: str, num_samples: int, rng: np.random.Generator) -> np.ndarray:
+        """A random ``num_samples`` window of the file (looped when shorter), decoded at the cache's rate."""
+        if spec not in self._info:
+            self._info[spec] = audio_info(spec)
+        frames, rate = self._info[spec]
+        if rate == self.sample_rate and frames > max(self.max_cached, num_samples):
+            start = int(rng.integers(0, frames - num_samples + 1))
+            return load_audio(spec, self.sample_rate, start=start, num_samples=num_samples)
+        return fit_length(self.get(spec), num_samples, rng)
 
     def __len__(self) -> int:
         return len(self._items)

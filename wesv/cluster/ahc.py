@@ -6,19 +6,20 @@ utterances of clusters A and B equals ``mean_A . mean_B`` (the dot product of th
 merging k-means atoms by the dot product of their size-weighted means *is* utterance-level average linkage (UPGMA)
 restricted to the atoms, without ever forming an atoms x atoms matrix (50 k x 50 k float32 would be 10 GB).
 Average linkage is "reducible", so merging every pair of reciprocal nearest neighbours at once yields the same
-hierarchy as merging one pair at a time; each round is one exact faiss search over the active clusters (memory
-O(n d), time O(n^2 d) in the first round, shrinking with the active set).
+hierarchy as merging one pair at a time; each round is one exact search over the active clusters (faiss, or a
+chunked torch matmul on a GPU without faiss-gpu; memory O(n d), time O(n^2 d) in the first round, shrinking with
+the active set).
 Ward linkage would optimise within-cluster variance, which on the sphere ranks merges almost alike but lets large
 clusters absorb small ones; average linkage is what speaker clustering (and the scoring threshold) is used to.
 """
 from __future__ import annotations
 
-import faiss
 import numpy as np
 import scipy.sparse as sp
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.sparse.csgraph import connected_components
 
+from wesv.cluster.kmeans import Backend
 from wesv.errors import WesvError
 from wesv.log import get_logger
 
@@ -46,11 +47,18 @@ def cosine_ahc(x: np.ndarray, num_clusters: int | None = None, threshold: float 
     return labels.astype(np.int64) - 1
 
 
-def _nearest(means: np.ndarray, use_gpu: bool) -> tuple[np.ndarray, np.ndarray]:
+def _nearest(means: np.ndarray, backend: Backend) -> tuple[np.ndarray, np.ndarray]:
     """For each row: its most similar other row (exact inner product) and that similarity."""
+    if backend.name == "torch":
+        import torch
+
+        from wesv.cluster.torch_kmeans import nearest_other
+        nbr, sim = nearest_other(torch.from_numpy(means).to(backend.device))
+        return nbr.cpu().numpy(), sim.cpu().numpy()
+    import faiss
     n, d = means.shape
     index = faiss.IndexFlatIP(d)
-    if use_gpu:
+    if backend.device == "cuda":
         index = faiss.index_cpu_to_all_gpus(index)
     index.add(means)
     sim, nbr = index.search(means, 2)
@@ -62,7 +70,7 @@ def _nearest(means: np.ndarray, use_gpu: bool) -> tuple[np.ndarray, np.ndarray]:
 
 
 def weighted_average_linkage(means: np.ndarray, sizes: np.ndarray, *, num_clusters: int | None = None,
-                             min_similarity: float | None = None, use_gpu: bool = False) -> np.ndarray:
+                             min_similarity: float | None = None, backend: Backend | None = None) -> np.ndarray:
     """Merge weighted cluster means (average linkage, dot-product similarity) down to ``num_clusters`` or until no
     pair is more similar than ``min_similarity``; returns the final cluster index (0..K-1) of each input row.
 
@@ -84,7 +92,7 @@ def weighted_average_linkage(means: np.ndarray, sizes: np.ndarray, *, num_cluste
     sims: list[np.ndarray] = []
     recorded = rounds = 0
     while len(m) > 1 and need > 0:
-        nn, s1 = _nearest(m, use_gpu)
+        nn, s1 = _nearest(m, backend)
         if recorded >= need:
             kth = np.partition(np.concatenate(sims), recorded - need)[recorded - need]
             if s1.max() <= kth:

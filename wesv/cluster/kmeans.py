@@ -1,7 +1,9 @@
-"""Spherical k-means with faiss: flat on a GPU, two-level (coarse cells, then k-means inside each) on a CPU."""
+"""Spherical k-means: faiss (flat or HNSW assignment, CPU or faiss-gpu) or torch (GPU, or CPU without faiss), and
+the choice between them. faiss is imported lazily: the torch path runs where faiss is not installed."""
 from __future__ import annotations
 
-import faiss
+from dataclasses import dataclass
+
 import numpy as np
 
 from wesv.errors import WesvError
@@ -9,35 +11,127 @@ from wesv.log import get_logger
 
 logger = get_logger("wesv.cluster")
 
+BACKENDS = ("auto", "faiss", "torch")
+KMEANS_INDEXES = ("auto", "flat", "hnsw")
+# --kmeans-index auto picks HNSW assignment on the CPU from this many centroids on (bench/RESULTS.md: at fewer,
+# BLAS flat search is about as fast and exact).
+HNSW_MIN_CENTROIDS = 20000
+HNSW_M = 32
+HNSW_EF_SEARCH = 32
 
 
-def resolve_device(device: str) -> bool:
-    """Map ``--device auto|cpu|cuda`` to "use a faiss GPU"; ``cuda`` without faiss GPU support is an error."""
-    num_gpus = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
-    if device == "cpu":
-        return False
+@dataclass(frozen=True)
+class Backend:
+    """Where the clustering runs: ``name`` faiss or torch, ``device`` cpu or cuda."""
+
+    name: str
+    device: str
+
+
+def _faiss():
+    """The faiss module, or None when it is not installed (the torch backend then serves)."""
+    try:
+        import faiss
+    except ImportError:
+        return None
+    return faiss
+
+
+def _faiss_gpus() -> int:
+    faiss = _faiss()
+    return faiss.get_num_gpus() if faiss is not None and hasattr(faiss, "get_num_gpus") else 0
+
+
+def _cuda_available() -> bool:
+    import torch
+    return torch.cuda.is_available()
+
+
+def resolve_backend(device: str = "auto", backend: str = "auto") -> Backend:
+    """Map ``--device auto|cpu|cuda`` and ``--kmeans-backend auto|faiss|torch`` to one Backend.
+
+    auto device: cuda when faiss or torch sees a GPU. auto backend: faiss when it can run on that device (faiss-gpu
+    for cuda), else torch; asking for what cannot run is an error saying what to install or pass instead.
+    """
+    if device not in ("auto", "cpu", "cuda"):
+        raise WesvError(f"--device {device!r}: expected auto, cpu or cuda")
+    if backend not in BACKENDS:
+        raise WesvError(f"--kmeans-backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+    have_faiss = _faiss() is not None
+    faiss_gpu = _faiss_gpus() > 0
     if device == "auto":
-        return num_gpus > 0
-    if device == "cuda":
-        if num_gpus == 0:
-            raise WesvError("--device cuda: this faiss build sees no GPU (faiss.get_num_gpus() == 0) — install "
-                            "faiss-gpu on a GPU machine or use --device cpu")
-        return True
-    raise WesvError(f"--device {device!r}: expected auto, cpu or cuda")
+        if backend == "faiss":
+            device = "cuda" if faiss_gpu else "cpu"
+        else:
+            device = "cuda" if faiss_gpu or _cuda_available() else "cpu"
+    if device == "cuda" and backend != "faiss" and not faiss_gpu and not _cuda_available():
+        raise WesvError("--device cuda: neither torch nor faiss sees a GPU — run on a GPU machine or pass "
+                        "--device cpu")
+    if backend == "auto":
+        backend = "faiss" if have_faiss and (device == "cpu" or faiss_gpu) else "torch"
+    if backend == "faiss" and not have_faiss:
+        raise WesvError("--kmeans-backend faiss: faiss is not installed (pip install faiss-cpu) — or pass "
+                        "--kmeans-backend torch")
+    if backend == "faiss" and device == "cuda" and not faiss_gpu:
+        raise WesvError("--kmeans-backend faiss --device cuda: this faiss build sees no GPU (faiss.get_num_gpus() "
+                        "== 0) — install faiss-gpu, or pass --kmeans-backend torch")
+    return Backend(backend, device)
 
 
-def _kmeans(x: np.ndarray, k: int, niter: int, seed: int, use_gpu: bool) -> tuple[np.ndarray, np.ndarray]:
-    """One faiss spherical k-means: unit centroids (k, d) and each row's nearest centroid."""
+def resolve_index(index: str, backend: Backend, k: int) -> str:
+    """Map ``--kmeans-index auto|flat|hnsw`` to flat or hnsw: HNSW only with faiss on the CPU."""
+    if index not in KMEANS_INDEXES:
+        raise WesvError(f"--kmeans-index {index!r}: expected one of {', '.join(KMEANS_INDEXES)}")
+    if index == "hnsw" and (backend.name != "faiss" or backend.device != "cpu"):
+        raise WesvError(f"--kmeans-index hnsw runs with faiss on the CPU, not {backend.name} on {backend.device} — "
+                        "pass --kmeans-index flat (exact search is fast on a GPU)")
+    if index == "auto":
+        return "hnsw" if backend.name == "faiss" and backend.device == "cpu" and k >= HNSW_MIN_CENTROIDS else "flat"
+    return index
+
+
+def _faiss_kmeans(x: np.ndarray, k: int, niter: int, seed: int, use_gpu: bool,
+                  index: str) -> tuple[np.ndarray, np.ndarray]:
+    """One faiss spherical k-means: unit centroids (k, d) and each row's nearest centroid (exact search)."""
+    faiss = _faiss()
     n, d = x.shape
+    clus = faiss.Clustering(d, k)
+    clus.spherical = True
+    clus.niter = niter
+    clus.seed = seed
+    clus.verbose = False
+    # min_points_per_centroid=1 silences faiss' "please provide at least ..." warning for small cells;
+    # max_points_per_centroid is lifted so every point trains (faiss would otherwise subsample silently).
+    clus.min_points_per_centroid = 1
+    clus.max_points_per_centroid = max(256, -(-n // k))
+    if index == "hnsw":
+        # faiss rebuilds the graph from the centroids each iteration; assignment is then ~log k per point.
+        train_index = faiss.IndexHNSWFlat(d, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        train_index.hnsw.efSearch = HNSW_EF_SEARCH
+    else:
+        train_index = faiss.IndexFlatIP(d)
+        if use_gpu:
+            train_index = faiss.index_cpu_to_all_gpus(train_index)
+    clus.train(x, train_index)
+    centroids = faiss.vector_float_to_array(clus.centroids).reshape(k, d)
+    # The final assignment is exact whatever trained the centroids: it is what the agglomeration sees.
+    final = faiss.IndexFlatIP(d)
+    if use_gpu:
+        final = faiss.index_cpu_to_all_gpus(final)
+    final.add(centroids)
+    _, assign = final.search(x, 1)
+    return centroids, assign[:, 0].astype(np.int64)
+
+
+def _kmeans(x: np.ndarray, k: int, niter: int, seed: int, backend: Backend,
+            index: str) -> tuple[np.ndarray, np.ndarray]:
+    n = len(x)
     if k >= n:  # faiss needs more points than centroids; every point is its own cluster
         return x.copy(), np.arange(n, dtype=np.int64)
-    # min_points_per_centroid=1 silences faiss' per-call "please provide at least ..." warning for small cells;
-    # max_points_per_centroid is lifted so every point trains (faiss would otherwise subsample silently).
-    km = faiss.Kmeans(d, k, niter=niter, seed=seed, spherical=True, gpu=use_gpu, verbose=False,
-                      min_points_per_centroid=1, max_points_per_centroid=max(256, -(-n // k)))
-    km.train(x)
-    _, assign = km.index.search(x, 1)
-    return km.centroids, assign[:, 0].astype(np.int64)
+    if backend.name == "torch":
+        from wesv.cluster.torch_kmeans import torch_spherical_kmeans
+        return torch_spherical_kmeans(x, k, niter=niter, seed=seed, device=backend.device)
+    return _faiss_kmeans(x, k, niter, seed, backend.device == "cuda", index)
 
 
 def _allocate(counts: np.ndarray, k: int) -> np.ndarray:
@@ -50,22 +144,25 @@ def _allocate(counts: np.ndarray, k: int) -> np.ndarray:
     return alloc
 
 
-def spherical_kmeans(x: np.ndarray, k: int, *, niter: int = 20, seed: int = 0, use_gpu: bool = False,
-                     num_coarse: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def spherical_kmeans(x: np.ndarray, k: int, *, niter: int = 20, seed: int = 0, backend: Backend | None = None,
+                     index: str = "auto", num_coarse: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Spherical k-means of unit rows into about ``k`` clusters: ``(centroids (k', d), assignment (n,))``.
 
-    ``num_coarse`` None or < 2 runs flat k-means; else two-level with that many coarse cells. Two-level trains k-means inside each coarse cell with centroids in proportion to its size,
-    so each point is compared with ~sqrt(k) centroids instead of k; ``k'`` can fall a little short of ``k`` when a
-    cell has fewer points than its share. Two-level is opt-in: when nuisance (channel) directions dominate the
-    variance, the coarse cells split along them and every cell holds most speakers (bench/RESULTS.md: NMI 0.27
-    at 1.1 M points against 0.97 flat at 30 k), so it needs data whose coarse structure is the speakers.
+    ``backend`` defaults to faiss on the CPU; ``index`` (auto, flat, hnsw) is how faiss assigns points while
+    training. ``num_coarse`` None or < 2 runs flat k-means; else two-level with that many coarse cells: k-means
+    inside each coarse cell with centroids in proportion to its size, so each point is compared with ~sqrt(k)
+    centroids instead of k; ``k'`` can fall a little short of ``k`` when a cell has fewer points than its share.
+    Two-level is opt-in: when nuisance (channel) directions dominate the variance, the coarse cells split along them
+    and every cell holds most speakers (bench/RESULTS.md: NMI 0.27 at 1.1 M points), so it needs data whose coarse
+    structure is the speakers.
     """
+    backend = backend or Backend("faiss", "cpu")
     x = np.ascontiguousarray(x, dtype=np.float32)
     n = len(x)
     if num_coarse is None or num_coarse <= 1 or num_coarse * 2 > k:
-        return _kmeans(x, k, niter, seed, use_gpu)
+        return _kmeans(x, k, niter, seed, backend, resolve_index(index, backend, k))
 
-    _, cell = _kmeans(x, num_coarse, niter, seed, use_gpu)
+    _, cell = _kmeans(x, num_coarse, niter, seed, backend, resolve_index(index, backend, num_coarse))
     counts = np.bincount(cell, minlength=num_coarse)
     alloc = _allocate(counts, k)
     logger.info("two-level k-means: %d coarse cells of %d-%d points, %d-%d centroids each",
@@ -79,7 +176,8 @@ def spherical_kmeans(x: np.ndarray, k: int, *, niter: int = 20, seed: int = 0, u
         idx = order[bounds[c]:bounds[c + 1]]
         if len(idx) == 0:
             continue
-        cen, sub = _kmeans(x[idx], int(alloc[c]), niter, seed + 1 + c, use_gpu)
+        cen, sub = _kmeans(x[idx], int(alloc[c]), niter, seed + 1 + c, backend,
+                           resolve_index(index, backend, int(alloc[c])))
         centroids.append(cen)
         assign[idx] = sub + offset
         offset += len(cen)

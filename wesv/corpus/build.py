@@ -248,5 +248,5 @@ CALIBRATION = """  python -m wesv.bin.make_corpus --out DIR --seed 0
   python bench/corpus_baseline.py --corpus DIR      # also builds DIR_nochannel with --no-channel
   Cosine scoring of each utterance's mean raw log-mel fbank (python -m wesv.bin.baseline_embeddings):
     32.2 % EER with sessions on, 15.1 % with --no-channel.
-  LDA on mean+std fbank statistics, fitted on the train speakers only: 10.9 % (5.3 % with --no-channel),
+  LDA on mean+std fbank statistics, fitted on the train speakers only: 10.9 % (5.2 % with --no-channel),
   so speaker identity is learnable well below the training-free baseline."""

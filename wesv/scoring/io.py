@@ -11,7 +11,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from wesv.errors import WesvError, where
-from wesv.scoring.textcols import as_matrix, decode, encode, format_fixed6, join_lines, split_columns, to_str_array
+from wesv.scoring.textcols import (as_matrix, decode, encode, format_fixed6, join_lines, split_columns,
+                                   to_str_array)
 
 
 @contextlib.contextmanager
@@ -161,7 +162,7 @@ def read_score_columns(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if cols is not None:
         text = cols.field(2)
         try:
-            scores = text.astype(np.float64)
+            scores = text.astype(np.float64)  # numpy's C parser, correctly rounded as float()
         except ValueError:
             pass  # the per-line parser names the line
         else:

@@ -143,6 +143,8 @@ def match_items(queries: np.ndarray, table: np.ndarray) -> np.ndarray:
         found[active[hit]] = cand[hit]
         active = active[(cand >= 0) & ~hit]  # an occupied slot of another key: probe on
         probe += 1
+    if (found >= 0).all():  # the usual case: no masked copies
+        return np.where(table[found] == queries, found, -1)
     ok = found >= 0
     ok[ok] = table[found[ok]] == queries[ok]
     return np.where(ok, found, -1)

@@ -44,13 +44,22 @@ class EpochIndexed(Dataset):
         return self.dataset[index]
 
 
-def worker_init_fn(worker_id: int) -> None:
-    """DataLoader workers: leave Ctrl-C to the main process (it saves and stops); seed global RNGs.
+#: Seconds a DataLoader worker lives on after a SIGTERM: the main process needs it to finish its step and save.
+WORKER_GRACE_S = 60
 
-    SIGTERM keeps its default: multiprocessing stops workers with it at exit. When a scheduler's SIGTERM kills
-    the workers too, the trainer notices the dead loader after its own stop request and still saves.
+
+def _grace_then_exit(signum: int, frame) -> None:
+    signal.alarm(WORKER_GRACE_S)  # SIGALRM's default action ends the worker
+
+
+def worker_init_fn(worker_id: int) -> None:
+    """DataLoader workers: leave Ctrl-C to the main process and outlive a SIGTERM briefly; seed global RNGs.
+
+    A scheduler's SIGTERM reaches every process of a job; a worker dying at once would make torch raise in the
+    main process before it could save. A worker still ends (after the grace) when nobody shuts it down.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _grace_then_exit)
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)
