@@ -2,17 +2,22 @@
 import builtins
 import json
 import os
+import sys
 
 import kaldiio
 import numpy as np
 import pytest
+import torch
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from wesv.bin import cluster as cluster_cli
 from wesv.bin import plot_rounds as plot_cli
 from wesv.cluster.ahc import cosine_ahc, weighted_average_linkage
 from wesv.cluster.filtering import drop_small, keep_closest
-from wesv.cluster.kmeans import spherical_kmeans
+from wesv.cluster import kmeans as kmeans_mod
+from wesv.cluster.ahc import _nearest
+from wesv.cluster.kmeans import Backend, resolve_backend, resolve_index, spherical_kmeans
+from wesv.cluster.torch_kmeans import _split_empty, assign_nearest, nearest_other, torch_spherical_kmeans
 from wesv.cluster.metrics import cluster_metrics, inverse_purity, purity
 from wesv.cluster.pipeline import ClusterConfig, cluster_embeddings, cluster_name, run_clustering
 from wesv.data.datadir import read_scp, read_spk2utt, read_utt2spk, validate_data_dir
@@ -93,11 +98,114 @@ def test_kmeans_ahc_recovers_separated_speakers():
 
 def test_two_level_kmeans_covers_every_point_with_about_k_centroids():
     x, truth = blobs(30, 20, 16, 0.5, seed=6)
-    centroids, assign = spherical_kmeans(x, 60, seed=0, num_coarse=6)
+    centroids, assign = spherical_kmeans(x, 60, seed=0, num_coarse=6, index="flat")
     assert 55 <= len(centroids) <= 60 and assign.min() == 0 and assign.max() == len(centroids) - 1
     np.testing.assert_allclose(np.linalg.norm(centroids, axis=1), 1.0, atol=1e-5)
     # every fine cluster lies inside one speaker when k > speakers and speakers are well apart
     assert cluster_metrics(assign, truth)["purity"] > 0.95
+
+
+FAISS_CPU, TORCH_CPU = Backend("faiss", "cpu"), Backend("torch", "cpu")
+
+
+@pytest.mark.parametrize("backend,index", [(FAISS_CPU, "flat"), (FAISS_CPU, "hnsw"), (TORCH_CPU, "flat")],
+                         ids=["faiss-flat", "faiss-hnsw", "torch"])
+def test_kmeans_backends_keep_every_atom_inside_one_speaker(backend, index):
+    x, truth = blobs(40, 30, 32, 0.5, seed=5)
+    centroids, assign = spherical_kmeans(x, 120, seed=0, backend=backend, index=index)
+    assert centroids.shape == (120, 32) and assign.shape == (1200,) and assign.dtype == np.int64
+    np.testing.assert_allclose(np.linalg.norm(centroids, axis=1), 1.0, atol=1e-5)
+    assert cluster_metrics(assign, truth)["purity"] == 1.0
+    # the returned assignment is each row's nearest returned centroid
+    np.testing.assert_array_equal(assign, np.argmax(x @ centroids.T, axis=1))
+
+
+def test_torch_and_faiss_kmeans_ahc_find_the_same_speakers():
+    x, truth = blobs(40, 30, 32, 0.5, seed=5)
+    found = {}
+    for name in ("faiss", "torch"):
+        cfg = ClusterConfig(method="kmeans_ahc", num_clusters=40, num_kmeans=160, device="cpu", kmeans_backend=name)
+        found[name] = cluster_embeddings(x, cfg)
+        assert normalized_mutual_info_score(truth, found[name]) > 0.95
+    assert adjusted_rand_score(found["faiss"], found["torch"]) == 1.0  # same clusters up to relabelling
+
+
+def test_torch_kmeans_subsampled_training_still_assigns_every_row():
+    x, truth = blobs(20, 30, 16, 0.4, seed=8)
+    centroids, assign = spherical_kmeans(x, 40, seed=1, backend=TORCH_CPU, max_points_per_centroid=8)
+    assert assign.shape == (600,) and set(assign) <= set(range(40))
+    np.testing.assert_array_equal(assign, np.argmax(x @ centroids.T, axis=1))
+    assert cluster_metrics(assign, truth)["purity"] == 1.0
+    same = spherical_kmeans(x, 40, seed=1, backend=FAISS_CPU, max_points_per_centroid=8)[1]
+    assert cluster_metrics(same, truth)["purity"] == 1.0
+
+
+def test_torch_bfloat16_assignment_rescores_to_the_float32_answer():
+    x, _ = blobs(20, 30, 32, 1.5, seed=9)
+    xt, cen = torch.from_numpy(x), torch.from_numpy(x[::7].copy())  # 86 centroids, many near-ties
+    exact = assign_nearest(xt, cen)
+    np.testing.assert_array_equal(exact.numpy(), np.argmax(x @ x[::7].T, axis=1))
+    np.testing.assert_array_equal(assign_nearest(xt, cen, torch.bfloat16).numpy(), exact.numpy())
+    full = torch_spherical_kmeans(x, 20, seed=0)[1]
+    half = torch_spherical_kmeans(x, 20, seed=0, assign_dtype="bfloat16")[1]
+    np.testing.assert_array_equal(full, half)
+    with pytest.raises(ValueError, match="assign_dtype"):
+        torch_spherical_kmeans(x, 20, assign_dtype="int8")
+
+
+def test_split_empty_reseeds_from_a_large_cluster_like_faiss():
+    cen = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    counts = np.array([1, 9, 0])
+    assert _split_empty(cen, counts, np.random.default_rng(0)) == 1
+    # only cluster 1 can be drawn (probability ~ size - 1); the two copies share its points and sit apart
+    np.testing.assert_array_equal(counts, [1, 5, 4])
+    eps = 1 / 1024
+    np.testing.assert_allclose(cen.numpy(), [[1, 0, 0, 0], [0, 1 + eps, 0, 0], [0, 1 - eps, 0, 0]], rtol=1e-6)
+
+
+def test_torch_nearest_other_equals_faiss():
+    rng = np.random.default_rng(10)
+    means = (rng.standard_normal((300, 16)) * rng.uniform(0.2, 1.0, (300, 1))).astype(np.float32)
+    nbr_f, sim_f = _nearest(means, FAISS_CPU)
+    nbr_t, sim_t = nearest_other(torch.from_numpy(means))
+    np.testing.assert_array_equal(nbr_f, nbr_t.numpy())
+    np.testing.assert_allclose(sim_f, sim_t.numpy(), rtol=1e-5, atol=1e-6)
+    assert (nbr_f != np.arange(300)).all()
+
+
+def test_torch_average_linkage_equals_scipy():
+    x, _ = blobs(20, 15, 16, 2.5, seed=1)
+    ours = weighted_average_linkage(x, np.ones(len(x)), num_clusters=35, backend=TORCH_CPU)
+    assert adjusted_rand_score(cosine_ahc(x, num_clusters=35), ours) == 1.0
+
+
+def test_backend_choice_and_errors(monkeypatch):
+    monkeypatch.setattr(kmeans_mod, "_cuda_available", lambda: False)
+    assert resolve_backend("auto", "auto") == FAISS_CPU
+    assert resolve_backend("cpu", "torch") == TORCH_CPU
+    with pytest.raises(WesvError, match="--device cuda: neither torch nor faiss sees a GPU"):
+        resolve_backend("cuda", "auto")
+    with pytest.raises(WesvError, match="faiss-gpu, or pass --kmeans-backend torch"):
+        resolve_backend("cuda", "faiss")
+    monkeypatch.setattr(kmeans_mod, "_cuda_available", lambda: True)
+    assert resolve_backend("auto", "auto") == Backend("torch", "cuda")  # a GPU, but faiss has none: torch
+    assert resolve_backend("cpu", "auto") == FAISS_CPU
+    assert resolve_index("auto", FAISS_CPU, kmeans_mod.HNSW_MIN_CENTROIDS) == "hnsw"
+    assert resolve_index("auto", FAISS_CPU, kmeans_mod.HNSW_MIN_CENTROIDS - 1) == "flat"
+    assert resolve_index("auto", TORCH_CPU, 10**6) == "flat"
+    with pytest.raises(WesvError, match="--kmeans-index hnsw runs with faiss on the CPU"):
+        resolve_index("hnsw", Backend("torch", "cuda"), 100)
+
+
+def test_clustering_runs_without_faiss(monkeypatch):
+    monkeypatch.setitem(sys.modules, "faiss", None)  # import faiss now raises ImportError
+    monkeypatch.setattr(kmeans_mod, "_cuda_available", lambda: False)
+    with pytest.raises(WesvError, match="faiss is not installed"):
+        resolve_backend("cpu", "faiss")
+    assert resolve_backend("auto", "auto") == TORCH_CPU
+    x, truth = blobs(20, 20, 32, 0.4, seed=11)
+    labels = cluster_embeddings(x, ClusterConfig(method="kmeans_ahc", num_clusters=20, num_kmeans=60))
+    assert adjusted_rand_score(truth, labels) == 1.0
 
 
 def test_clustering_is_deterministic_for_a_seed():
@@ -222,6 +330,21 @@ def test_cli_bad_options_exit_2_with_one_line(tmp_path, capsys):
     assert "--method kmeans needs --num-clusters" in capsys.readouterr().err
     assert run_cli(["--emb", scp, "--data", data, "--out", data, "--num-clusters", "3"]) == 2
     assert "is the source data dir" in capsys.readouterr().err
+    assert run_cli(["--emb", scp, "--data", data, "--out", str(tmp_path / "r"), "--num-clusters", "3",
+                    "--kmeans-backend", "torch", "--kmeans-index", "hnsw"]) == 2
+    assert "--kmeans-index hnsw runs with faiss on the CPU" in capsys.readouterr().err
+
+
+def test_cli_torch_backend_writes_the_same_clusters_as_faiss(tmp_path):
+    data, scp, utts, truth = make_round_dir(tmp_path)
+    clusters = []
+    for backend in ("faiss", "torch"):
+        out = tmp_path / f"r_{backend}"
+        assert run_cli(["--emb", scp, "--data", data, "--out", str(out), "--num-clusters", "12", "--num-kmeans",
+                        "40", "--device", "cpu", "--kmeans-backend", backend]) == 0
+        assert json.loads((out / "cluster_report.json").read_text())["config"]["kmeans_backend"] == backend
+        clusters.append(read_utt2spk(str(out / "utt2spk")))
+    assert adjusted_rand_score([clusters[0][u] for u in utts], [clusters[1][u] for u in utts]) == 1.0
 
 
 def test_plot_rounds_orders_rounds_naturally(tmp_path):

@@ -16,7 +16,7 @@ from wesv.errors import WesvError
 from wesv.methods.classifier import Classifier
 from wesv.trainer import Trainer
 from wesv.trainer.checkpoint import atomic_torch_save, load_checkpoint, prune_checkpoints
-from wesv.trainer.optim import build_optimizer, lr_factor, split_groups
+from wesv.trainer.optim import lr_factor, split_groups
 from wesv.trainer.sampler import EpochSampler
 
 from trainer_helpers import make_tiny_corpus, tiny_config
@@ -199,7 +199,7 @@ def test_sigterm_saves_and_exits_cleanly(tmp_path, corpus):
     exp = tmp_path / "exp"
     # Like Slurm preemption: SIGTERM to every process of the job, data loader workers included.
     proc = subprocess.Popen([sys.executable, "-m", "wesv.bin.train", "--config", str(conf), "--exp-dir", str(exp),
-                             "--trainer.epochs", "1000", "--data.num_workers", "2"], stderr=subprocess.PIPE,
+                             "--trainer.epochs", "1000", "--data.num_workers", "1"], stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
     metrics = exp / "metrics.jsonl"
     deadline = time.time() + 60

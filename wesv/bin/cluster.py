@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from wesv.cli import entry_point
+from wesv.cluster.kmeans import ASSIGN_DTYPES, BACKENDS, KMEANS_INDEXES
 from wesv.cluster.pipeline import METHODS, ClusterConfig, run_clustering
 
 
@@ -23,6 +24,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-fraction", type=float, default=1.0,
                    help="keep this fraction of utterances, those closest to their cluster centroid")
     p.add_argument("--kmeans-iters", type=int, default=20)
+    p.add_argument("--kmeans-backend", choices=BACKENDS, default="auto",
+                   help="faiss, or torch (GPU without faiss-gpu; auto picks)")
+    p.add_argument("--kmeans-index", choices=KMEANS_INDEXES, default="auto",
+                   help="faiss CPU assignment while training: exact flat or approximate HNSW (auto: HNSW from 20 k "
+                        "clusters)")
+    p.add_argument("--kmeans-max-points-per-centroid", type=int, default=None,
+                   help="train k-means on a subsample of this many points per cluster (default: all points)")
+    p.add_argument("--kmeans-assign-dtype", choices=ASSIGN_DTYPES, default="float32",
+                   help="torch backend: matmul type of the assignment (bfloat16 is faster on a GPU)")
     p.add_argument("--truth-utt2spk", default=None, help="true utt2spk, read only to measure NMI/purity")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -36,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     cfg = ClusterConfig(method=args.method, num_clusters=args.num_clusters, num_kmeans=args.num_kmeans,
                         threshold=args.threshold, min_cluster_size=args.min_cluster_size,
                         keep_fraction=args.keep_fraction, kmeans_iters=args.kmeans_iters, seed=args.seed,
-                        device=args.device)
+                        device=args.device, kmeans_backend=args.kmeans_backend, kmeans_index=args.kmeans_index,
+                        kmeans_max_points_per_centroid=args.kmeans_max_points_per_centroid,
+                        kmeans_assign_dtype=args.kmeans_assign_dtype)
     run_clustering(args.emb, args.data, args.out, cfg, truth_utt2spk=args.truth_utt2spk)
     return 0
 

@@ -1,4 +1,6 @@
-"""Train any method (supervised, DINO, MoCo, ...) from a YAML config: ``python -m wesv.bin.train --config C --exp-dir E``.
+"""Train any method (supervised, DINO, MoCo, ...) from a YAML config into an experiment dir.
+
+``python -m wesv.bin.train --config C --exp-dir E [--resume] [--init-from P] [--section.key value ...]``.
 
 Extra ``--section.key value`` arguments override the config (typed; lists as YAML, e.g. ``--optim.betas [0.9,0.98]``).
 Works under ``torchrun --nproc_per_node N -m wesv.bin.train ...`` (DDP). Exit codes: 0 done, 2 user error,

@@ -78,7 +78,9 @@ def weighted_average_linkage(means: np.ndarray, sizes: np.ndarray, *, num_cluste
     round may merge a distant pair before a close one elsewhere, so the rounds go on until no pair left can beat
     the ``n - K``-th best merge recorded (later merges are never more similar than the best current pair), and the
     cut keeps the ``n - K`` most similar merges: the same clusters as merging one best pair at a time.
+    ``backend`` (default faiss on the CPU) runs the nearest-neighbour searches.
     """
+    backend = backend or Backend("faiss", "cpu")
     if num_clusters is None and min_similarity is None:
         raise WesvError("agglomerative clustering needs --num-clusters or --threshold")
     n = len(means)

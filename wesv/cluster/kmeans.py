@@ -13,6 +13,7 @@ logger = get_logger("wesv.cluster")
 
 BACKENDS = ("auto", "faiss", "torch")
 KMEANS_INDEXES = ("auto", "flat", "hnsw")
+ASSIGN_DTYPES = ("float32", "bfloat16")  # torch assignment matmul; bfloat16 shortlists, float32 rescores
 # --kmeans-index auto picks HNSW assignment on the CPU from this many centroids on (bench/RESULTS.md: at fewer,
 # BLAS flat search is about as fast and exact).
 HNSW_MIN_CENTROIDS = 20000
@@ -90,9 +91,8 @@ def resolve_index(index: str, backend: Backend, k: int) -> str:
     return index
 
 
-def _faiss_kmeans(x: np.ndarray, k: int, niter: int, seed: int, use_gpu: bool,
-                  index: str) -> tuple[np.ndarray, np.ndarray]:
-    """One faiss spherical k-means: unit centroids (k, d) and each row's nearest centroid (exact search)."""
+def _faiss_train(x: np.ndarray, k: int, niter: int, seed: int, use_gpu: bool, index: str) -> np.ndarray:
+    """Unit centroids (k, d) of one faiss spherical k-means on every row of ``x``."""
     faiss = _faiss()
     n, d = x.shape
     clus = faiss.Clustering(d, k)
@@ -101,7 +101,7 @@ def _faiss_kmeans(x: np.ndarray, k: int, niter: int, seed: int, use_gpu: bool,
     clus.seed = seed
     clus.verbose = False
     # min_points_per_centroid=1 silences faiss' "please provide at least ..." warning for small cells;
-    # max_points_per_centroid is lifted so every point trains (faiss would otherwise subsample silently).
+    # max_points_per_centroid is lifted because the caller subsamples (faiss would do it silently).
     clus.min_points_per_centroid = 1
     clus.max_points_per_centroid = max(256, -(-n // k))
     if index == "hnsw":
@@ -113,25 +113,39 @@ def _faiss_kmeans(x: np.ndarray, k: int, niter: int, seed: int, use_gpu: bool,
         if use_gpu:
             train_index = faiss.index_cpu_to_all_gpus(train_index)
     clus.train(x, train_index)
-    centroids = faiss.vector_float_to_array(clus.centroids).reshape(k, d)
-    # The final assignment is exact whatever trained the centroids: it is what the agglomeration sees.
-    final = faiss.IndexFlatIP(d)
+    return faiss.vector_float_to_array(clus.centroids).reshape(k, d)
+
+
+def _faiss_assign(x: np.ndarray, centroids: np.ndarray, use_gpu: bool) -> np.ndarray:
+    """Exact nearest centroid (inner product) of every row."""
+    faiss = _faiss()
+    index = faiss.IndexFlatIP(x.shape[1])
     if use_gpu:
-        final = faiss.index_cpu_to_all_gpus(final)
-    final.add(centroids)
-    _, assign = final.search(x, 1)
-    return centroids, assign[:, 0].astype(np.int64)
+        index = faiss.index_cpu_to_all_gpus(index)
+    index.add(centroids)
+    _, assign = index.search(x, 1)
+    return assign[:, 0].astype(np.int64)
 
 
-def _kmeans(x: np.ndarray, k: int, niter: int, seed: int, backend: Backend,
-            index: str) -> tuple[np.ndarray, np.ndarray]:
+def _kmeans(x: np.ndarray, k: int, niter: int, seed: int, backend: Backend, index: str,
+            max_points_per_centroid: int | None = None, assign_dtype: str = "float32"
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Train on all rows (or a seeded subsample of ``max_points_per_centroid * k``), then assign every row
+    exactly: the final assignment is what the agglomeration sees, whatever trained the centroids."""
     n = len(x)
-    if k >= n:  # faiss needs more points than centroids; every point is its own cluster
+    if k >= n:  # k-means needs more points than centroids; every point is its own cluster
         return x.copy(), np.arange(n, dtype=np.int64)
+    train = None
+    if max_points_per_centroid is not None and max_points_per_centroid * k < n:
+        pick = np.sort(np.random.default_rng(seed).choice(n, max_points_per_centroid * k, replace=False))
+        train = x[pick]
     if backend.name == "torch":
         from wesv.cluster.torch_kmeans import torch_spherical_kmeans
-        return torch_spherical_kmeans(x, k, niter=niter, seed=seed, device=backend.device)
-    return _faiss_kmeans(x, k, niter, seed, backend.device == "cuda", index)
+        return torch_spherical_kmeans(x, k, niter=niter, seed=seed, device=backend.device, train=train,
+                                      assign_dtype=assign_dtype)
+    use_gpu = backend.device == "cuda"
+    centroids = _faiss_train(x if train is None else train, k, niter, seed, use_gpu, index)
+    return centroids, _faiss_assign(x, centroids, use_gpu)
 
 
 def _allocate(counts: np.ndarray, k: int) -> np.ndarray:
@@ -145,11 +159,14 @@ def _allocate(counts: np.ndarray, k: int) -> np.ndarray:
 
 
 def spherical_kmeans(x: np.ndarray, k: int, *, niter: int = 20, seed: int = 0, backend: Backend | None = None,
-                     index: str = "auto", num_coarse: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     index: str = "auto", max_points_per_centroid: int | None = None,
+                     assign_dtype: str = "float32", num_coarse: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Spherical k-means of unit rows into about ``k`` clusters: ``(centroids (k', d), assignment (n,))``.
 
     ``backend`` defaults to faiss on the CPU; ``index`` (auto, flat, hnsw) is how faiss assigns points while
-    training. ``num_coarse`` None or < 2 runs flat k-means; else two-level with that many coarse cells: k-means
+    training; ``max_points_per_centroid`` trains on a seeded subsample of that many points per centroid (None: all),
+    every row is then assigned exactly; ``assign_dtype`` (torch only: float32, bfloat16) is the type of the
+    assignment matmul. ``num_coarse`` None or < 2 runs flat k-means; else two-level with that many coarse cells: k-means
     inside each coarse cell with centroids in proportion to its size, so each point is compared with ~sqrt(k)
     centroids instead of k; ``k'`` can fall a little short of ``k`` when a cell has fewer points than its share.
     Two-level is opt-in: when nuisance (channel) directions dominate the variance, the coarse cells split along them
@@ -160,9 +177,11 @@ def spherical_kmeans(x: np.ndarray, k: int, *, niter: int = 20, seed: int = 0, b
     x = np.ascontiguousarray(x, dtype=np.float32)
     n = len(x)
     if num_coarse is None or num_coarse <= 1 or num_coarse * 2 > k:
-        return _kmeans(x, k, niter, seed, backend, resolve_index(index, backend, k))
+        return _kmeans(x, k, niter, seed, backend, resolve_index(index, backend, k), max_points_per_centroid,
+                       assign_dtype)
 
-    _, cell = _kmeans(x, num_coarse, niter, seed, backend, resolve_index(index, backend, num_coarse))
+    _, cell = _kmeans(x, num_coarse, niter, seed, backend, resolve_index(index, backend, num_coarse),
+                      assign_dtype=assign_dtype)
     counts = np.bincount(cell, minlength=num_coarse)
     alloc = _allocate(counts, k)
     logger.info("two-level k-means: %d coarse cells of %d-%d points, %d-%d centroids each",
@@ -177,7 +196,8 @@ def spherical_kmeans(x: np.ndarray, k: int, *, niter: int = 20, seed: int = 0, b
         if len(idx) == 0:
             continue
         cen, sub = _kmeans(x[idx], int(alloc[c]), niter, seed + 1 + c, backend,
-                           resolve_index(index, backend, int(alloc[c])))
+                           resolve_index(index, backend, int(alloc[c])), max_points_per_centroid,
+                           assign_dtype)
         centroids.append(cen)
         assign[idx] = sub + offset
         offset += len(cen)

@@ -4,64 +4,21 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 
-from wesv.cluster.ahc import cosine_ahc, weighted_average_linkage
-from wesv.cluster.filtering import cluster_sums, drop_small, keep_closest
-from wesv.cluster.kmeans import resolve_backend, spherical_kmeans
+from wesv.cluster.filtering import drop_small, keep_closest
 from wesv.cluster.metrics import cluster_metrics
+from wesv.cluster.stages import METHODS, ClusterConfig, check_config, cluster_embeddings  # noqa: F401 (re-exported)
 from wesv.data.datadir import read_scp, read_utt2spk, utt2spk_to_spk2utt, validate_data_dir, write_scp
 from wesv.errors import WesvError
 from wesv.log import get_logger
+from wesv.scoring.io import read_embeddings
 
 logger = get_logger("wesv.cluster")
 
-METHODS = ("kmeans_ahc", "ahc", "kmeans")
 SIZE_BINS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
-
-
-@dataclass
-class ClusterConfig:
-    """Settings of one clustering round (the CLI options)."""
-
-    method: str = "kmeans_ahc"
-    num_clusters: int | None = None
-    num_kmeans: int | None = None  # k-means stage of kmeans_ahc; default 4 x num_clusters, at most n
-    threshold: float | None = None  # cosine distance (1 - mean cosine similarity) at which merging stops
-    min_cluster_size: int = 1
-    keep_fraction: float = 1.0
-    kmeans_iters: int = 20
-    seed: int = 0
-    device: str = "auto"
-    kmeans_backend: str = "auto"  # faiss or torch (auto: faiss where it can run on the device, else torch)
-    kmeans_index: str = "auto"  # flat or hnsw assignment while faiss trains on the CPU (auto: by k)
-
-
-def check_config(cfg: ClusterConfig) -> None:
-    """Reject option combinations that cannot run, naming the option."""
-    if cfg.method not in METHODS:
-        raise WesvError(f"--method {cfg.method!r}: expected one of {', '.join(METHODS)}")
-    if cfg.num_clusters is not None and cfg.num_clusters < 1:
-        raise WesvError(f"--num-clusters {cfg.num_clusters}: must be at least 1")
-    if cfg.method == "kmeans" and cfg.num_clusters is None:
-        raise WesvError("--method kmeans needs --num-clusters")
-    if cfg.method == "kmeans" and cfg.threshold is not None:
-        raise WesvError("--threshold applies to ahc and kmeans_ahc, not to --method kmeans")
-    if cfg.method == "kmeans_ahc" and cfg.num_clusters is None and cfg.threshold is None:
-        raise WesvError("--method kmeans_ahc needs --num-clusters and/or --threshold")
-    if cfg.method == "ahc" and (cfg.num_clusters is None) == (cfg.threshold is None):
-        raise WesvError("--method ahc: give exactly one of --num-clusters and --threshold")
-    if cfg.threshold is not None and not 0.0 <= cfg.threshold <= 2.0:
-        raise WesvError(f"--threshold {cfg.threshold}: a cosine distance lies in [0, 2]")
-    if cfg.num_kmeans is not None and cfg.num_clusters is not None and cfg.num_kmeans < cfg.num_clusters:
-        raise WesvError(f"--num-kmeans {cfg.num_kmeans} is below --num-clusters {cfg.num_clusters}: the k-means "
-                        "stage must over-cluster")
-    if not 0.0 < cfg.keep_fraction <= 1.0:
-        raise WesvError(f"--keep-fraction {cfg.keep_fraction}: must be in (0, 1]")
-    if cfg.min_cluster_size < 1:
-        raise WesvError(f"--min-cluster-size {cfg.min_cluster_size}: must be at least 1")
 
 
 def normalise(x: np.ndarray, scp: str, keys: list[str]) -> np.ndarray:
@@ -77,8 +34,6 @@ def normalise(x: np.ndarray, scp: str, keys: list[str]) -> np.ndarray:
 
 def load_aligned_embeddings(scp: str, utts: list[str], wav_scp: str) -> np.ndarray:
     """Unit-norm embeddings in the order of ``utts`` (the data dir's ``wav.scp``); every key must match."""
-    from wesv.scoring.io import read_embeddings  # kaldiio: only to read; the benchmark runs where it is missing
-
     keys, mat = read_embeddings(scp)
     row = {k: i for i, k in enumerate(keys)}
     missing = [u for u in utts if u not in row]
@@ -92,41 +47,6 @@ def load_aligned_embeddings(scp: str, utts: list[str], wav_scp: str) -> np.ndarr
                         f"{extra[0]!r}) — the embeddings come from another data dir")
     order = np.fromiter((row[u] for u in utts), dtype=np.int64, count=len(utts))
     return normalise(mat[order], scp, [keys[i] for i in order])
-
-
-def cluster_embeddings(x: np.ndarray, cfg: ClusterConfig, timings: dict[str, float] | None = None) -> np.ndarray:
-    """Cluster unit rows with ``cfg.method``; returns labels 0..K-1. ``timings`` collects seconds per phase."""
-    timings = {} if timings is None else timings
-    backend = resolve_backend(cfg.device, cfg.kmeans_backend)
-    n = len(x)
-    if cfg.num_clusters is not None and cfg.num_clusters > n:
-        raise WesvError(f"--num-clusters {cfg.num_clusters} exceeds the {n} utterances")
-    t0 = time.perf_counter()
-    if cfg.method == "ahc":
-        labels = cosine_ahc(x, cfg.num_clusters, cfg.threshold)
-        timings["ahc"] = time.perf_counter() - t0
-        return labels
-    k0 = cfg.num_clusters if cfg.method == "kmeans" else cfg.num_kmeans
-    if k0 is None:
-        k0 = 4 * cfg.num_clusters if cfg.num_clusters is not None else int(np.sqrt(n) * 4)
-    k0 = min(k0, n)
-    _, assign = spherical_kmeans(x, k0, niter=cfg.kmeans_iters, seed=cfg.seed, backend=backend,
-                                 index=cfg.kmeans_index)
-    timings["kmeans"] = time.perf_counter() - t0
-    logger.info("k-means (%s on %s): %d utterances -> %d clusters in %.1f s", backend.name, backend.device, n,
-                int(assign.max()) + 1, timings["kmeans"])
-    if cfg.method == "kmeans":
-        return assign
-    t1 = time.perf_counter()
-    sizes = np.bincount(assign)
-    means = (cluster_sums(x, assign, len(sizes)) / np.maximum(sizes, 1)[:, None]).astype(np.float32)
-    used = sizes > 0
-    atom = np.cumsum(used) - 1  # atoms left empty by k-means are skipped
-    min_sim = None if cfg.threshold is None else 1.0 - cfg.threshold
-    merged = weighted_average_linkage(means[used], sizes[used], num_clusters=cfg.num_clusters,
-                                      min_similarity=min_sim, backend=backend)
-    timings["ahc"] = time.perf_counter() - t1
-    return merged[atom[assign]]
 
 
 def relabel_by_size(labels: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -9,7 +9,9 @@ import torch
 _BLOCK_BYTES = 1 << 30
 # Relative perturbation when an empty cluster copies a large one (faiss' EPS in Clustering.cpp).
 _SPLIT_EPS = 1.0 / 1024.0
-ASSIGN_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# Centroids a 16-bit assignment matmul shortlists for exact float32 rescoring.
+_SHORTLIST = 4
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 def _rows_per_chunk(k: int) -> int:
@@ -17,13 +19,21 @@ def _rows_per_chunk(k: int) -> int:
 
 
 def assign_nearest(x: torch.Tensor, centroids: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Index of the most similar centroid (inner product) of every row, in row chunks; ``dtype`` is the matmul's
-    input type (bfloat16/float16 accumulate in float32 on the GPU)."""
+    """Index of the most similar centroid (inner product) of every row, in row chunks. With a 16-bit ``dtype`` the
+    matmul only shortlists the best few centroids (its output is rounded to ~3 digits), which are then rescored in
+    float32."""
     c = centroids.to(dtype)
     out = torch.empty(len(x), dtype=torch.int64, device=x.device)
     step = _rows_per_chunk(len(c))
     for s in range(0, len(x), step):
-        out[s:s + step] = torch.argmax(x[s:s + step].to(dtype) @ c.T, dim=1)
+        xs = x[s:s + step]
+        sim = xs.to(dtype) @ c.T
+        if dtype == torch.float32:
+            out[s:s + step] = torch.argmax(sim, dim=1)
+            continue
+        cand = torch.topk(sim, min(_SHORTLIST, len(c)), dim=1).indices
+        exact = torch.einsum("nd,nkd->nk", xs, centroids[cand])
+        out[s:s + step] = cand.gather(1, exact.argmax(dim=1, keepdim=True))[:, 0]
     return out
 
 
@@ -64,22 +74,24 @@ def _split_empty(cen: torch.Tensor, counts: np.ndarray, rng: np.random.Generator
 
 
 def torch_spherical_kmeans(x: np.ndarray, k: int, *, niter: int = 20, seed: int = 0, device: str = "cpu",
-                           assign_dtype: str = "float32") -> tuple[np.ndarray, np.ndarray]:
+                           assign_dtype: str = "float32", train: np.ndarray | None = None
+                           ) -> tuple[np.ndarray, np.ndarray]:
     """Spherical k-means of unit rows on ``device``: unit centroids ``(k, d)`` and each row's nearest centroid.
 
     Lloyd iterations as faiss runs them: random distinct rows as the initial centroids (from ``seed``), chunked
     matmul assignment, sums by ``index_add_``, empty clusters re-seeded by splitting a large one, then projection
-    onto the sphere; the returned assignment is against the final centroids.
+    onto the sphere; the returned assignment (of every row of ``x``) is against the final centroids. ``train``
+    (default ``x``) holds the rows that train the centroids, e.g. a subsample.
     """
     n, d = x.shape
     if k >= n:
         return np.array(x, dtype=np.float32), np.arange(n, dtype=np.int64)
-    if assign_dtype not in ASSIGN_DTYPES:
-        raise ValueError(f"assign_dtype {assign_dtype!r}: expected one of {', '.join(ASSIGN_DTYPES)}")
-    dtype = ASSIGN_DTYPES[assign_dtype]
+    if assign_dtype not in _DTYPES:
+        raise ValueError(f"assign_dtype {assign_dtype!r}: expected one of {', '.join(_DTYPES)}")
+    dtype = _DTYPES[assign_dtype]
     rng = np.random.default_rng(seed)
-    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
-    cen = xt[torch.from_numpy(rng.choice(n, k, replace=False)).to(device)].clone()
+    xt = torch.from_numpy(np.ascontiguousarray(x if train is None else train, dtype=np.float32)).to(device)
+    cen = xt[torch.from_numpy(rng.choice(len(xt), k, replace=False)).to(device)].clone()
     for _ in range(niter):
         assign = assign_nearest(xt, cen, dtype)
         sums = torch.zeros_like(cen).index_add_(0, assign, xt)
@@ -87,5 +99,7 @@ def torch_spherical_kmeans(x: np.ndarray, k: int, *, niter: int = 20, seed: int 
         cen = torch.where(torch.from_numpy(counts > 0).to(device)[:, None], sums, cen)
         _split_empty(cen, counts, rng)
         cen = cen / cen.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    if train is not None:
+        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
     assign = assign_nearest(xt, cen, dtype)
     return cen.cpu().numpy(), assign.cpu().numpy()

@@ -8,7 +8,7 @@ import numpy as np
 
 from wesv.data.datadir import atomic_write_lines, format_problems
 from wesv.errors import WesvError, where
-from wesv.scoring.textcols import encode, split_columns, to_str_array
+from wesv.scoring.textcols import encode, gc_paused, split_columns, to_str_array
 
 LABELS = {"target": True, "nontarget": False}
 
@@ -72,7 +72,8 @@ def scan_trials(path: str) -> tuple[Trials, list[str]]:
     if clean is not None:
         enroll, test, label = clean
         return Trials(to_str_array(enroll), to_str_array(test), label), []
-    return _scan_lines(path)
+    with gc_paused():
+        return _scan_lines(path)
 
 
 def _scan_lines(path: str) -> tuple[Trials, list[str]]:
@@ -127,7 +128,8 @@ def read_trial_columns(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     clean = _read_clean(path)
     if clean is not None:
         return clean
-    trials, problems = _scan_lines(path)
+    with gc_paused():
+        trials, problems = _scan_lines(path)
     if problems:
         raise WesvError(format_problems(f"{path} is not a valid trials file", problems))
     return encode(trials.enroll), encode(trials.test), trials.label

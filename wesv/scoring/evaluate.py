@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import numpy as np
 
@@ -92,7 +93,9 @@ def matched_scores(trials_path: str, scores_path: str) -> tuple[np.ndarray, np.n
 def evaluate(trials_path: str, scores_path: str, system: str | None = None,
              extra: dict | None = None, det_png: str | None = None) -> dict:
     """EER (%), minDCF@0.01/0.05, the EER threshold and counts for a score file against its trials."""
+    t0 = time.perf_counter()
     scores, labels, unused = matched_scores(trials_path, scores_path)
+    t_read = time.perf_counter()
     num_target = int(labels.sum())
     if num_target == 0 or num_target == len(labels):
         raise WesvError(f"{trials_path}: needs both target and nontarget trials to compute EER/minDCF")
@@ -102,10 +105,13 @@ def evaluate(trials_path: str, scores_path: str, system: str | None = None,
     result["trials"] = os.path.abspath(trials_path)
     result["scores"] = os.path.abspath(scores_path)
     result["num_scores_unused"] = unused
+    t_metrics = time.perf_counter()
     if det_png:
         from wesv.scoring.det import DetCurve, plot_det
         plot_det([DetCurve(result["system"], rates[0], rates[1], result["EER"] / 100)], det_png)
         result["det_png"] = os.path.abspath(det_png)
+    log.info("evaluated %d trials (%.1f s reading and matching, %.1f s metrics, %.1f s DET plot)", len(labels),
+             t_read - t0, t_metrics - t_read, time.perf_counter() - t_metrics)
     result["extra"] = dict(extra or {})
     return result
 

@@ -1,31 +1,15 @@
 """Embedding, vector and score files: Kaldi ``ark,scp`` through kaldiio, and ``enroll test score`` text."""
 from __future__ import annotations
 
-import contextlib
-import gc
 import os
-from typing import Iterator
 
 import kaldiio
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from wesv.errors import WesvError, where
-from wesv.scoring.textcols import (as_matrix, decode, encode, format_fixed6, join_lines, split_columns,
-                                   to_str_array)
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector: parsing millions of lines into lists otherwise spends ~10× longer in
-    collections that find nothing to free."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
+from wesv.scoring.textcols import (as_matrix, decode, encode, format_fixed6, gc_paused, join_lines,
+                                   split_columns, to_str_array)
 
 
 def read_embeddings(scp: str) -> tuple[list[str], np.ndarray]:
@@ -177,6 +161,11 @@ def read_score_columns(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _read_score_lines(path: str) -> tuple[list[str], list[str], np.ndarray]:
     """The per-line parser: slower, but it names the first bad line."""
+    with gc_paused():
+        return _parse_score_lines(path)
+
+
+def _parse_score_lines(path: str) -> tuple[list[str], list[str], np.ndarray]:
     try:
         with open(path, encoding="utf-8") as f:
             lines = f.read().split("\n")

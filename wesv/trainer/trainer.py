@@ -338,22 +338,22 @@ class Trainer:
             batch = to_device(batch, self.device)
             with autocast:
                 loss, logs = self.model(batch)
-            value = loss.item()
-            flags = [0.0 if math.isfinite(value) else 1.0, 1.0 if stop.requested else 0.0]
-            if env.distributed:  # every rank must take the same branch
-                flags = all_reduce_sum(torch.tensor(flags, device=self.device), env).tolist()
             self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            look_first = cfg.trainer.nan_policy == "skip"  # skipping a bad step needs the loss before the step
+            if look_first:
+                value, flags = self._read_loss(loss, stop)
+            if not look_first or flags[0] == 0:
+                logs = self._optimizer_step(logs)
+            if not look_first:
+                # Read the loss once the step is queued, as a hand-written loop does: no GPU idle while the
+                # optimiser's kernels are launched. A non-finite loss stops the run before anything is saved.
+                value, flags = self._read_loss(loss, stop)
             if flags[0] > 0:
+                self.optimizer.zero_grad(set_to_none=True)
                 self._nonfinite(value)
             else:
                 self._nan_skips = 0
-                self.scaler.scale(loss).backward()
-                if cfg.optim.grad_clip:
-                    self.scaler.unscale_(self.optimizer)
-                    gnorm = nn.utils.clip_grad_norm_(self.method.parameters(), cfg.optim.grad_clip)
-                    logs = {**logs, "grad_norm": gnorm.detach()}
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
                 stats.add(value, logs)
             self.scheduler.step()
             self.method.after_optimizer_step(self.global_step, self.total_steps)
@@ -375,6 +375,24 @@ class Trainer:
             if cfg.trainer.save_every_steps and self.global_step % cfg.trainer.save_every_steps == 0:
                 self._save()
         return True
+
+    def _read_loss(self, loss: torch.Tensor, stop: StopRequest) -> tuple[float, list[float]]:
+        """The loss value and the flags [non-finite loss, stop requested], agreed over processes."""
+        value = loss.item()
+        flags = [0.0 if math.isfinite(value) else 1.0, 1.0 if stop.requested else 0.0]
+        if self.env.distributed:  # every rank must take the same branch
+            flags = all_reduce_sum(torch.tensor(flags, device=self.device), self.env).tolist()
+        return value, flags
+
+    def _optimizer_step(self, logs: dict) -> dict:
+        """Clip (after unscaling), step the optimiser through the GradScaler; adds ``grad_norm`` to the logs."""
+        if self.cfg.optim.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            gnorm = nn.utils.clip_grad_norm_(self.method.parameters(), self.cfg.optim.grad_clip)
+            logs = {**logs, "grad_norm": gnorm.detach()}
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return logs
 
     def current_lr(self) -> float:
         """The base lr now (group lr divided by its part's lr scale)."""
