@@ -10,7 +10,10 @@
 #   1   corpus: corpus/{train,test,noise,rirs}, linked as data/train, data/test, data/noise, data/rirs
 #   2   training-free baseline: embed, score, evaluate
 #   3   supervised reference: train (true labels), extract train/test ($nj array jobs), score (mean-subtracted)
-#   4-19  self-supervised systems (added by the lead)
+#   4   DINO (no labels): train, extract, score
+#   5   MoCo (no labels): train, extract, score
+#   6   supervised reference initialised from MoCo (the MoCo paper's pretraining claim)
+#   7   iterative pseudo-labels from DINO, $num_rounds rounds: cluster (NMI measured) -> train -> extract -> score
 #   20  results table exp/RESULTS.md and DET plot exp/det.png of every system in exp/*/eval/
 # A finished stage leaves $exp/.done/stage_N (holding its wall time in seconds) and is skipped next time unless
 # --force true. Parallel jobs go through $cmd (cmd.sh: local processes or a Slurm array).
@@ -28,6 +31,10 @@ master_port=29500
 exp=exp
 force=false           # true: rerun stages that have a .done marker
 dry_run=false         # true: print the commands instead of running them
+num_rounds=2          # pseudo-label rounds after DINO
+corpus_opts=""        # extra make_corpus options, e.g. "--num-train-speakers 20" (the tests shrink the corpus)
+train_opts=""         # extra overrides for every training run, e.g. "--trainer.epochs 1"
+num_clusters=150      # pseudo-speakers per round (the corpus has 120 train speakers; SSL stages do not know that)
 
 . ./path.sh
 . ./cmd.sh
@@ -56,6 +63,7 @@ begin() {
   fi
   log "$2"
   stage_start=$(date +%s)
+  system_start=$stage_start
 }
 
 # finish: mark the current stage done, with its wall time in seconds.
@@ -66,15 +74,19 @@ finish() {
 }
 
 # train CONFIG EXP_DIR [ARGS...]: one training run on $nnodes x $gpus devices (one process on the CPU when gpus=0).
+# It always resumes EXP_DIR if a checkpoint is there (a killed run continues; a finished one does nothing):
+# delete EXP_DIR to train it again from scratch.
 train() {
   local config=$1 dir=$2
   shift 2
+  # shellcheck disable=SC2086  # train_opts is a list of overrides
+  set -- "$@" $train_opts
   if [ "$gpus" -eq 0 ] && [ "$nnodes" -eq 1 ]; then
-    step python -m wesv.bin.train --config "$config" --exp-dir "$dir" "$@"
+    step python -m wesv.bin.train --config "$config" --exp-dir "$dir" --resume "$@"
   else
     step torchrun --nnodes "$nnodes" --node_rank "$node_rank" --nproc_per_node "$gpus" \
       --master_addr "$master_addr" --master_port "$master_port" \
-      -m wesv.bin.train --config "$config" --exp-dir "$dir" "$@"
+      -m wesv.bin.train --config "$config" --exp-dir "$dir" --resume "$@"
   fi
 }
 
@@ -93,10 +105,12 @@ score_eval() {
   shift 2
   step python -m wesv.bin.score --trials data/test/trials \
     --enroll-emb "$dir/emb/test/xvector.scp" --test-emb "$dir/emb/test/xvector.scp" "$@" --out "$dir/scores/test.score"
-  local secs=$(($(date +%s) - stage_start))
+  local secs=$(($(date +%s) - system_start))
   step python -m wesv.bin.compute_metrics --trials data/test/trials --scores "$dir/scores/test.score" \
-    --det-png "$dir/eval/test_det.png" --json "$dir/eval/test.json" --system "$name" --extra "wall time (s)=$secs"
+    --det-png "$dir/eval/test_det.png" --json "$dir/eval/test.json" --system "$name" --extra "wall time (s)=$secs" \
+    ${metrics_extra[@]+"${metrics_extra[@]}"}
 }
+metrics_extra=()
 
 # evaluate SYSTEM DIR: the sequence every trained system goes through: extract train and test, score with the
 # mean of the train embeddings subtracted, evaluate.
@@ -107,7 +121,8 @@ evaluate() {
 }
 
 if begin 1 "generate the corpus and link its data dirs"; then
-  step python -m wesv.bin.make_corpus --out corpus --seed "$seed"
+  # shellcheck disable=SC2086  # corpus_opts is a list of options
+  step python -m wesv.bin.make_corpus --out corpus --seed "$seed" $corpus_opts
   step mkdir -p data
   for d in train test noise rirs; do
     step ln -sfn ../corpus/$d data/$d
@@ -127,10 +142,54 @@ if begin 3 "supervised reference ($exp/supervised)"; then
   finish
 fi
 
-# ======================= Self-supervised stages 4-19 (added by the lead) =======================
-# DINO, MoCo, clustering rounds (pseudo-label data dirs), C-DINO, DLG-LC, WavLM fine-tuning. Each one is
-#   if begin N "DINO"; then train conf/dino.yaml "$exp/dino"; evaluate dino "$exp/dino"; finish; fi
-# ===============================================================================================
+# pseudo_round R PREV: round R of pseudo-labelling from the model in PREV. Cluster PREV's train embeddings into
+# $exp/data/train_roundR (a data dir whose utt2spk holds cluster ids; the true utt2spk is read only to measure NMI),
+# train the classifier on it starting from PREV's encoder, evaluate. Each step is skipped when its output exists,
+# so a killed round resumes where it stopped.
+pseudo_round() {
+  local r=$1 prev=$2 dir=$exp/round$1 labels=$exp/data/train_round$1
+  system_start=$(date +%s)
+  extract "$prev" train
+  if [ ! -f "$labels/cluster_report.json" ] || $force; then
+    step python -m wesv.bin.cluster --emb "$prev/emb/train/xvector.scp" --data data/train --out "$labels" \
+      --method kmeans_ahc --num-clusters "$num_clusters" --truth-utt2spk data/train/utt2spk
+  fi
+  train conf/pseudo.yaml "$dir" --data.train "$labels" --init-from "$prev/encoder.pt"
+  local nmi
+  nmi=$($dry_run && echo 0 || python -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["metrics"]["nmi"], 4))' "$labels/cluster_report.json")
+  metrics_extra=(--extra "NMI=$nmi")
+  evaluate "pseudo-labels round $r" "$dir"
+  metrics_extra=()
+}
+
+if begin 4 "DINO ($exp/dino)"; then
+  train conf/dino.yaml "$exp/dino"
+  evaluate DINO "$exp/dino"
+  finish
+fi
+
+if begin 5 "MoCo ($exp/moco)"; then
+  train conf/moco.yaml "$exp/moco"
+  evaluate MoCo "$exp/moco"
+  finish
+fi
+
+if begin 6 "supervised reference initialised from MoCo ($exp/supervised_moco_init)"; then
+  train conf/supervised.yaml "$exp/supervised_moco_init" --init-from "$exp/moco/encoder.pt"
+  evaluate "supervised (MoCo init)" "$exp/supervised_moco_init"
+  finish
+fi
+
+if begin 7 "iterative pseudo-labels from DINO: $num_rounds rounds of cluster -> train -> evaluate"; then
+  prev=$exp/dino
+  for r in $(seq 1 "$num_rounds"); do
+    pseudo_round "$r" "$prev"
+    prev=$exp/round$r
+  done
+  step python -m wesv.bin.plot_rounds --reports $(for r in $(seq 1 "$num_rounds"); do echo "$exp/data/train_round$r/cluster_report.json"; done) \
+    --out "$exp/purity_rounds.png"
+  finish
+fi
 
 if begin 20 "results table"; then
   step python -m wesv.bin.results_table --out "$exp/RESULTS.md" --det-png "$exp/det.png" "$exp"/*/eval/*.json

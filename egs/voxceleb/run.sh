@@ -71,15 +71,17 @@ finish() {
 }
 
 # train CONFIG EXP_DIR [ARGS...]: one training run on $nnodes x $gpus devices (one process on the CPU when gpus=0).
+# It always resumes EXP_DIR if a checkpoint is there (a killed run continues; a finished one does nothing):
+# delete EXP_DIR to train it again from scratch.
 train() {
   local config=$1 dir=$2
   shift 2
   if [ "$gpus" -eq 0 ] && [ "$nnodes" -eq 1 ]; then
-    step python -m wesv.bin.train --config "$config" --exp-dir "$dir" "$@"
+    step python -m wesv.bin.train --config "$config" --exp-dir "$dir" --resume "$@"
   else
     step torchrun --nnodes "$nnodes" --node_rank "$node_rank" --nproc_per_node "$gpus" \
       --master_addr "$master_addr" --master_port "$master_port" \
-      -m wesv.bin.train --config "$config" --exp-dir "$dir" "$@"
+      -m wesv.bin.train --config "$config" --exp-dir "$dir" --resume "$@"
   fi
 }
 
