@@ -149,6 +149,8 @@ def test_clean_and_unusual_layouts_read_the_same(tmp_path):
         e, te, lab = read_trial_columns(str(tmp_path / name))
         assert e.dtype.kind == "S" and [x.decode() for x in e.tolist()] == expect[0], name
         assert [x.decode() for x in te.tolist()] == expect[1] and lab.tolist() == expect[2], name
+    write(tmp_path / "long", f"{'x' * 5000} b target\n")  # beyond the fast path's field limit
+    assert read_trial_columns(str(tmp_path / "long"))[0].tolist() == [b"x" * 5000]
     write(tmp_path / "utf8", "é b target\n")
     assert read_trials(str(tmp_path / "utf8")).enroll.tolist() == ["é"]
     assert read_trial_columns(str(tmp_path / "utf8"))[0].tolist() == ["é".encode()]

@@ -5,16 +5,27 @@
 #   bash run.sh --stage 1 --stop_stage 2                 # data preparation only
 #   bash run.sh --stage 3 --stop_stage 5 --gpus 8        # supervised reference: train, extract, score
 #   bash run.sh --stage 3 --stop_stage 3 --nnodes 2 --node_rank 0 --master_addr host0   # on each node
+#   bash run.sh --stage 10 --gpus 4                      # the self-supervised systems and the results table
+#   bash run.sh --stage 13 --stop_stage 13 --num_rounds 4 --force true   # 2 more pseudo-label rounds
 #   bash run.sh --dry_run true                           # print the commands, run nothing
 #
 # Stages:
-#   1  data dirs: VoxCeleb1 test (+ trials_O/E/H), VoxCeleb2-dev train
-#   2  augmentation lists: MUSAN, RIRS_NOISES
-#   3  train the supervised reference (true speaker labels; the upper bound for the SSL systems)
-#   4  extract embeddings of VoxCeleb1 and VoxCeleb2-dev (array job, $nj shards)
-#   5  score and evaluate each trial list (EER, minDCF, DET curve)
-#   (the self-supervised stages follow, from 10)
-# A finished stage leaves $exp/.done/stage_N and is skipped next time unless --force true.
+#   1   data dirs: VoxCeleb1 test (+ trials_O/E/H), VoxCeleb2-dev train
+#   2   augmentation lists: MUSAN, RIRS_NOISES
+#   3   train the supervised reference (true speaker labels; the upper bound for the SSL systems)
+#   4   extract embeddings of VoxCeleb1 and VoxCeleb2-dev (array job, $nj shards)
+#   5   score and evaluate each trial list (EER, minDCF, DET curve)
+#   10  DINO without labels ($dino_config): train, extract VoxCeleb1 + VoxCeleb2-dev, evaluate Vox1-O/E/H
+#   11  MoCo without labels ($moco_config): the same
+#   12  supervised ECAPA-512 ($supervised_ssl_config) from random weights and from the MoCo encoder: the same, so
+#       that RESULTS.md tests the MoCo paper's claim (MoCo initialisation -> lower EER)
+#   13  iterative pseudo-labels from DINO, $num_rounds rounds; round R: extract VoxCeleb2-dev with the previous
+#       model, cluster it (k-means to $num_kmeans, then AHC of the centroids to $num_clusters) into
+#       $exp/data/vox2_dev_roundR, train $pseudo_config from the previous encoder, evaluate (with the NMI of the
+#       clusters against $truth_utt2spk); then the NMI / purity plot over rounds ($exp/pseudo_rounds.png)
+#   20  results table $exp/RESULTS.md of every system's $exp/*/eval/vox1_{O,E,H}.json
+# A finished stage leaves $exp/.done/stage_N and is skipped next time unless --force true. Inside a stage, training
+# resumes its checkpoint, and extraction and clustering are skipped when their output exists (delete it to redo).
 # Parallel jobs go through $cmd (cmd.sh: local processes or a Slurm array); site settings in conf/slurm.conf.
 set -euo pipefail
 
@@ -33,6 +44,14 @@ master_port=29500
 exp=exp
 force=false           # true: rerun stages that have a .done marker
 dry_run=false         # true: print the commands instead of running them
+dino_config=conf/dino_ecapa512.yaml
+moco_config=conf/moco_ecapa512.yaml
+supervised_ssl_config=conf/supervised_ecapa512.yaml   # stage 12: its encoder must equal the MoCo config's
+pseudo_config=conf/pseudo_ecapa512.yaml   # its encoder must equal the DINO config's (ResNet34: *_resnet34.yaml)
+num_rounds=2          # pseudo-label rounds after DINO (METHODS.md: 2-5)
+num_clusters=7500     # pseudo-speakers per round (VoxCeleb2-dev has 5,994 speakers; SSL stages do not know that)
+num_kmeans=50000      # k-means clusters before the agglomeration of their centroids down to $num_clusters
+truth_utt2spk=data/vox2_dev/utt2spk   # true labels, read only to measure NMI / purity; empty: no labels
 
 . ./path.sh
 . ./cmd.sh
@@ -85,15 +104,29 @@ train() {
   fi
 }
 
-# extract MODEL_DIR NAME: embeddings of data/NAME into MODEL_DIR/emb/NAME as $nj array jobs, then merged.
+# produced PATH: true when PATH exists, or when an earlier step of this run wrote it (also in a dry run, so that
+# the printed commands are those a real run would run).
+produced() {
+  [ -e "$1" ] || [[ " ${produced_paths[*]-} " == *" $1 "* ]]
+}
+produced_paths=()
+
+# extract MODEL_DIR NAME: embeddings of data/NAME into MODEL_DIR/emb/NAME as $nj array jobs, then merged; skipped
+# when MODEL_DIR/emb/NAME/xvector.scp exists (several stages need the same embeddings; delete it to redo).
 extract() {
-  local dir=$1 name=$2
-  step $cmd JOB=1:"$nj" "$dir/emb/$name/log/extract.JOB.log" \
-    python -m wesv.bin.extract --model-dir "$dir" --data "data/$name" --out "$dir/emb/$name" --job JOB --num-jobs "$nj"
-  step python -m wesv.bin.merge_embeddings --out "$dir/emb/$name" --num-jobs "$nj" --data "data/$name"
+  local dir=$1 name=$2 out=$1/emb/$2
+  if produced "$out/xvector.scp"; then
+    log "$out/xvector.scp is there; not extracting again"
+    return
+  fi
+  step $cmd JOB=1:"$nj" "$out/log/extract.JOB.log" \
+    python -m wesv.bin.extract --model-dir "$dir" --data "data/$name" --out "$out" --job JOB --num-jobs "$nj"
+  step python -m wesv.bin.merge_embeddings --out "$out" --num-jobs "$nj" --data "data/$name"
+  produced_paths+=("$out/xvector.scp")
 }
 
-# evaluate SYSTEM MODEL_DIR: score every VoxCeleb1 trial list (mean of VoxCeleb2-dev subtracted) and compute metrics.
+# evaluate SYSTEM MODEL_DIR: score every VoxCeleb1 trial list (mean of VoxCeleb2-dev subtracted) and compute metrics
+# (with the fields of $metrics_extra, e.g. --extra NMI=0.95, in each JSON).
 evaluate() {
   local name=$1 dir=$2 t
   for t in O E H; do
@@ -102,8 +135,21 @@ evaluate() {
       --enroll-emb "$dir/emb/vox1/xvector.scp" --test-emb "$dir/emb/vox1/xvector.scp" \
       --mean-emb "$dir/emb/vox2_dev/xvector.scp" --out "$dir/scores/vox1_$t.score"
     step python -m wesv.bin.compute_metrics --trials data/vox1/trials_$t --scores "$dir/scores/vox1_$t.score" \
-      --det-png "$dir/eval/vox1_$t.png" --json "$dir/eval/vox1_$t.json" --system "$name (Vox1-$t)"
+      --det-png "$dir/eval/vox1_$t.png" --json "$dir/eval/vox1_$t.json" --system "$name (Vox1-$t)" \
+      ${metrics_extra[@]+"${metrics_extra[@]}"}
   done
+}
+metrics_extra=()
+
+# train_eval SYSTEM DIR CONFIG [TRAIN ARGS...]: what every system of the self-supervised stages goes through: train,
+# extract VoxCeleb1 and VoxCeleb2-dev (the mean for scoring), evaluate Vox1-O/E/H.
+train_eval() {
+  local name=$1 dir=$2 config=$3
+  shift 3
+  train "$config" "$dir" "$@"
+  extract "$dir" vox1
+  extract "$dir" vox2_dev
+  evaluate "$name" "$dir"
 }
 
 if begin 1 "prepare VoxCeleb1 test + trials and VoxCeleb2-dev train data dirs"; then
@@ -134,11 +180,85 @@ if begin 5 "score and evaluate Vox1-O/E/H"; then
   finish
 fi
 
-# ======================= Self-supervised stages (from 10; added by the lead) =======================
-# DINO, MoCo, clustering rounds (pseudo-label data dirs), C-DINO, DLG-LC, WavLM fine-tuning. Each one is
-#   if begin N "..."; then train conf/X.yaml "$exp/X"; extract "$exp/X" vox1; extract "$exp/X" vox2_dev;
-#     evaluate X "$exp/X"; finish; fi
-# ====================================================================================================
+# ======================= Self-supervised stages (from 10) =======================
+if begin 10 "DINO ($exp/dino, $dino_config)"; then
+  train_eval DINO "$exp/dino" "$dino_config"
+  finish
+fi
+
+if begin 11 "MoCo ($exp/moco, $moco_config)"; then
+  train_eval MoCo "$exp/moco" "$moco_config"
+  finish
+fi
+
+# The MoCo paper's claim: a supervised classifier initialised from MoCo beats the same one from random weights.
+# Both runs share $supervised_ssl_config (only --init-from differs), so their rows in RESULTS.md compare directly.
+if begin 12 "supervised ECAPA-512 from random weights and from MoCo ($exp/supervised_ecapa512{,_moco_init})"; then
+  [ -f "$exp/moco/encoder.pt" ] || $dry_run || { log "no $exp/moco/encoder.pt: run stage 11 (MoCo) first"; exit 1; }
+  train_eval "supervised ECAPA-512" "$exp/supervised_ecapa512" "$supervised_ssl_config"
+  train_eval "supervised ECAPA-512 (MoCo init)" "$exp/supervised_ecapa512_moco_init" "$supervised_ssl_config" \
+    --init-from "$exp/moco/encoder.pt"
+  finish
+fi
+
+# cluster_nmi REPORT: the NMI a cluster_report.json holds (4 decimals); "unknown" in a dry run.
+cluster_nmi() {
+  if $dry_run; then echo unknown; return; fi
+  python -c 'import json, sys; print(round(json.load(open(sys.argv[1]))["metrics"]["nmi"], 4))' "$1"
+}
+
+# pseudo_round R PREV: round R of pseudo-labelling from the model in PREV. Cluster PREV's VoxCeleb2-dev embeddings
+# into $exp/data/vox2_dev_roundR (a data dir whose utt2spk holds cluster ids, beside the models it came from;
+# $truth_utt2spk is read only to measure NMI / purity), train $pseudo_config on it from PREV's encoder into
+# $exp/pseudo_roundR, evaluate. Each step is skipped when its output exists (training resumes), so a killed round
+# goes on where it stopped.
+pseudo_round() {
+  local r=$1 prev=$2 dir=$exp/pseudo_round$1 labels=$exp/data/vox2_dev_round$1
+  [ -f "$prev/encoder.pt" ] || $dry_run || { log "no $prev/encoder.pt: train it first (stage 10: DINO)"; exit 1; }
+  log "pseudo-label round $r of $num_rounds: from $prev"
+  extract "$prev" vox2_dev
+  local truth=()
+  [ -z "$truth_utt2spk" ] || truth=(--truth-utt2spk "$truth_utt2spk")
+  if produced "$labels/cluster_report.json"; then
+    log "$labels/cluster_report.json is there; not clustering again"
+  else
+    step python -m wesv.bin.cluster --emb "$prev/emb/vox2_dev/xvector.scp" --data data/vox2_dev --out "$labels" \
+      --method kmeans_ahc --num-clusters "$num_clusters" --num-kmeans "$num_kmeans" ${truth[@]+"${truth[@]}"}
+    produced_paths+=("$labels/cluster_report.json")
+  fi
+  [ -z "$truth_utt2spk" ] || metrics_extra=(--extra "NMI=$(cluster_nmi "$labels/cluster_report.json")")
+  train_eval "pseudo-labels round $r" "$dir" "$pseudo_config" --data.train "$labels" --init-from "$prev/encoder.pt"
+  metrics_extra=()
+}
+
+if begin 13 "iterative pseudo-labels from DINO: $num_rounds rounds of extract -> cluster -> train -> evaluate"; then
+  prev=$exp/dino
+  for r in $(seq 1 "$num_rounds"); do
+    pseudo_round "$r" "$prev"
+    prev=$exp/pseudo_round$r
+  done
+  if [ -n "$truth_utt2spk" ]; then
+    reports=()
+    for r in $(seq 1 "$num_rounds"); do reports+=("$exp/data/vox2_dev_round$r/cluster_report.json"); done
+    step python -m wesv.bin.plot_rounds --reports "${reports[@]}" --out "$exp/pseudo_rounds.png"
+  fi
+  finish
+fi
+
+# (C-DINO, DLG-LC and WavLM fine-tuning stages go here, numbered 14 to 19.)
+
+if begin 20 "results table of every system ($exp/RESULTS.md)"; then
+  results=()
+  for t in O E H; do  # grouped by trial list, systems in name order within each
+    for f in "$exp"/*/eval/vox1_$t.json; do [ ! -f "$f" ] || results+=("$f"); done
+  done
+  if [ ${#results[@]} -eq 0 ]; then
+    $dry_run || { log "no $exp/*/eval/vox1_{O,E,H}.json yet: run the training and evaluation stages first"; exit 1; }
+    results=("$exp/*/eval/vox1_[OEH].json")
+  fi
+  step python -m wesv.bin.results_table --out "$exp/RESULTS.md" "${results[@]}"
+  finish
+fi
 
 current_stage=""
 log "finished stages $stage to $stop_stage"

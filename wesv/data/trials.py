@@ -8,7 +8,7 @@ import numpy as np
 
 from wesv.data.datadir import atomic_write_lines, format_problems
 from wesv.errors import WesvError, where
-from wesv.scoring.textcols import encode, gc_paused, split_columns, to_str_array
+from wesv.scoring.textcols import encode, gc_paused, read_columns, to_str_array
 
 LABELS = {"target": True, "nontarget": False}
 
@@ -52,11 +52,9 @@ def _read_clean(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     parser, which reports the problems, so both paths give the same results and messages.
     """
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        cols = read_columns(path, 3)
     except OSError as err:
         raise WesvError(f"{path}: cannot read trials ({err.strerror}) — check the path") from err
-    cols = split_columns(raw, 3)
     if cols is None:
         return None
     words = cols.field(2)

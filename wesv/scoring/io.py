@@ -9,7 +9,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from wesv.errors import WesvError, where
 from wesv.scoring.textcols import (as_matrix, decode, encode, format_fixed6, gc_paused, join_lines,
-                                   split_columns, to_str_array)
+                                   read_columns, to_str_array)
 
 
 def read_embeddings(scp: str) -> tuple[list[str], np.ndarray]:
@@ -138,11 +138,9 @@ def read_scores(path: str) -> tuple[list[str], list[str], np.ndarray]:
 def read_score_columns(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``read_scores`` with the ids as fixed-width UTF-8 bytes (``S``) arrays: no Python string per line."""
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        cols = read_columns(path, 3)
     except OSError as err:
         raise WesvError(f"{path}: cannot read scores ({err.strerror}) — check the path") from err
-    cols = split_columns(raw, 3)
     if cols is not None:
         text = cols.field(2)
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -15,6 +16,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 CHUNK = 1 << 20  # lines per vectorised block: bounds the temporary arrays to some tens of MB
+MAX_FIELD = 4096  # longer fields (no id is) send a file to the per-line parser
 _NL, _SP, _TAB = 10, 32, 9
 _PRIME = np.uint64(0x9FB21C651E98DF25)
 _MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -36,17 +38,41 @@ class TextColumns:
         return gather_fields(self.data, self.start[:, col], self.end[:, col])
 
 
-def split_columns(raw: bytes, num_fields: int) -> TextColumns | None:
-    """Field offsets of ``raw`` when every line has exactly ``num_fields`` clean fields, else None.
+def read_columns(path: str, num_fields: int) -> TextColumns | None:
+    """``split_columns`` of a file, read straight into a zero-padded buffer (no copy of a large file).
+
+    ``OSError`` propagates, for the caller's message.
+    """
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        buf = np.zeros(size + 1 + MAX_FIELD, dtype=np.uint8)
+        got = f.readinto(memoryview(buf)[:size])
+        if f.read(1):  # the file grew while being read: the byte count no longer holds
+            return None
+    return split_columns(buf, num_fields, got)
+
+
+def split_columns(buf: bytes | np.ndarray, num_fields: int, size: int | None = None) -> TextColumns | None:
+    """Field offsets of the first ``size`` bytes of ``buf`` when every line has exactly ``num_fields`` clean fields,
+    else None.
 
     Clean: ASCII, no control characters, one space or tab between fields, a newline after each line (the last
-    line's may be missing). An empty file gives None, so callers report emptiness their own way.
+    line's may be missing), fields at most ``MAX_FIELD`` bytes. An empty file gives None, so callers report
+    emptiness their own way. A ``uint8`` buffer with ``MAX_FIELD + 1`` spare zero bytes after ``size`` is used in
+    place; anything else is copied into one.
     """
-    if not raw:
+    size = len(buf) if size is None else size
+    if not size:
         return None
-    if raw[-1] != _NL:
-        raw += b"\n"
-    data = np.frombuffer(raw, dtype=np.uint8)
+    if not (isinstance(buf, np.ndarray) and buf.dtype == np.uint8 and buf.size >= size + 1 + MAX_FIELD
+            and buf.flags.writeable):
+        padded = np.zeros(size + 1 + MAX_FIELD, dtype=np.uint8)
+        padded[:size] = np.frombuffer(buf, dtype=np.uint8, count=size)
+        buf = padded
+    if buf[size - 1] != _NL:
+        buf[size] = _NL
+        size += 1
+    data = buf[:size]
     if data.max() >= 128:  # non-ASCII: Unicode whitespace and UTF-8 checks are left to the per-line parser
         return None
     seps = np.flatnonzero(data <= _SP)
@@ -58,23 +84,20 @@ def split_columns(raw: bytes, num_fields: int) -> TextColumns | None:
     inner = kinds[:, :-1]
     if not ((inner == _SP) | (inner == _TAB)).all():
         return None
-    if not (np.diff(seps) > 1).all():  # two separators in a row: an empty field or a blank line
-        return None
+    gaps = np.diff(seps)
+    if not (gaps > 1).all() or gaps.max(initial=0) > MAX_FIELD + 1 or seps[0] > MAX_FIELD:
+        return None  # two separators in a row (an empty field or a blank line), or an absurdly long field
     end = seps.reshape(-1, num_fields)
     start = np.empty_like(seps)
     start[0] = 0
     start[1:] = seps[:-1] + 1
-    start = start.reshape(-1, num_fields)
-    # Zero padding as long as the longest field lets every field be cut as a fixed-width window.
-    padded = np.zeros(data.size + int((end - start).max()), dtype=np.uint8)
-    padded[:data.size] = data
-    return TextColumns(padded, start, end)
+    return TextColumns(buf, start.reshape(-1, num_fields), end)
 
 
 def gather_fields(data: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
     """The byte ranges ``data[start[i]:end[i]]`` as one fixed-width, NUL-padded ``S`` array.
 
-    ``data`` must extend at least the longest range's length past every ``start``.
+    ``data`` must extend at least the longest range's length past every ``start`` (``split_columns`` pads it).
     """
     lengths = end - start
     width = max(int(lengths.max(initial=0)), 1)
