@@ -17,6 +17,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 CHUNK = 1 << 20  # lines per vectorised block: bounds the temporary arrays to some tens of MB
 MAX_FIELD = 4096  # longer fields (no id is) send a file to the per-line parser
+SCAN = 1 << 22  # bytes per block when looking for separators
 _NL, _SP, _TAB = 10, 32, 9
 _PRIME = np.uint64(0x9FB21C651E98DF25)
 _MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -24,18 +25,28 @@ _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 @dataclass
 class TextColumns:
-    """A file of ``n`` lines × ``k`` fields: its bytes and each field's ``[start, end)`` byte offsets, ``(n, k)``."""
+    """A file of lines of ``num_fields`` fields: its bytes and the offset of the separator ending each field."""
 
     data: np.ndarray
-    start: np.ndarray
-    end: np.ndarray
+    seps: np.ndarray
+    num_fields: int
 
     def __len__(self) -> int:
-        return int(self.start.shape[0])
+        return self.seps.size // self.num_fields
+
+    def bounds(self, col: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(start, end)`` byte offsets of column ``col`` on every line."""
+        k = self.num_fields
+        end = self.seps[col::k]
+        if col:
+            return self.seps[col - 1::k] + 1, end
+        start = np.zeros(len(end), dtype=np.int64)
+        start[1:] = self.seps[k - 1:-1:k] + 1
+        return start, end
 
     def field(self, col: int) -> np.ndarray:
         """Column ``col`` as a fixed-width bytes array (``S<max length>``; shorter fields NUL-padded)."""
-        return gather_fields(self.data, self.start[:, col], self.end[:, col])
+        return gather_fields(self.data, *self.bounds(col))
 
 
 def read_columns(path: str, num_fields: int) -> TextColumns | None:
@@ -73,25 +84,31 @@ def split_columns(buf: bytes | np.ndarray, num_fields: int, size: int | None = N
         buf[size] = _NL
         size += 1
     data = buf[:size]
-    if data.max() >= 128:  # non-ASCII: Unicode whitespace and UTF-8 checks are left to the per-line parser
+    # Blocks of a few MB keep the temporaries in cache (a file-sized mask costs more in page faults than in work).
+    parts = []
+    for at in range(0, size, SCAN):
+        block = data[at:at + SCAN]
+        if block.max() >= 128:  # non-ASCII: Unicode whitespace and UTF-8 checks are left to the per-line parser
+            return None
+        found = np.flatnonzero(block <= _SP)
+        found += at
+        parts.append(found)
+    seps = np.concatenate(parts)
+    if seps.size % num_fields or seps[0] == 0 or seps[0] > MAX_FIELD:
         return None
-    seps = np.flatnonzero(data <= _SP)
-    if seps.size % num_fields or seps[0] == 0:
-        return None
-    kinds = data[seps].reshape(-1, num_fields)
-    if not (kinds[:, -1] == _NL).all():
-        return None
-    inner = kinds[:, :-1]
-    if not ((inner == _SP) | (inner == _TAB)).all():
-        return None
-    gaps = np.diff(seps)
-    if not (gaps > 1).all() or gaps.max(initial=0) > MAX_FIELD + 1 or seps[0] > MAX_FIELD:
-        return None  # two separators in a row (an empty field or a blank line), or an absurdly long field
-    end = seps.reshape(-1, num_fields)
-    start = np.empty_like(seps)
-    start[0] = 0
-    start[1:] = seps[:-1] + 1
-    return TextColumns(buf, start.reshape(-1, num_fields), end)
+    expect = np.full(num_fields, _SP, dtype=np.uint8)
+    expect[-1] = _NL
+    step = SCAN // 8 // num_fields * num_fields
+    for at in range(0, seps.size, step):
+        part = seps[at:at + step + 1]  # one more, for the gap to the next block
+        kinds = data[part[:step]].reshape(-1, num_fields)
+        kinds[kinds == _TAB] = _SP  # (a copy: the file's bytes stay as they are)
+        if not (kinds == expect).all():
+            return None
+        gaps = np.diff(part)
+        if gaps.size and (gaps.min() < 2 or gaps.max() > MAX_FIELD + 1):
+            return None  # two separators in a row (an empty field or a blank line), or an absurdly long field
+    return TextColumns(buf, seps, num_fields)
 
 
 def gather_fields(data: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
