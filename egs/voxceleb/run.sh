@@ -204,7 +204,11 @@ fi
 # cluster_nmi REPORT: the NMI a cluster_report.json holds (4 decimals); "unknown" in a dry run.
 cluster_nmi() {
   if $dry_run; then echo unknown; return; fi
-  python -c 'import json, sys; print(round(json.load(open(sys.argv[1]))["metrics"]["nmi"], 4))' "$1"
+  python -c 'import json, sys
+r = json.load(open(sys.argv[1]))
+if "metrics" not in r:
+    sys.exit(f"{sys.argv[1]}: no NMI (clustered without --truth-utt2spk): delete it to cluster again")
+print(round(r["metrics"]["nmi"], 4))' "$1"
 }
 
 # pseudo_round R PREV: round R of pseudo-labelling from the model in PREV. Cluster PREV's VoxCeleb2-dev embeddings
