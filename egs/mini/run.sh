@@ -112,12 +112,13 @@ score_eval() {
 }
 metrics_extra=()
 
-# evaluate SYSTEM DIR: the sequence every trained system goes through: extract train and test, score with the
-# mean of the train embeddings subtracted, evaluate.
+# evaluate SYSTEM DIR: the sequence every trained system goes through: extract test and a 300-utterance subset of
+# train (enough to estimate the mean embedding; the clustering stages extract all of train), score with that mean
+# subtracted, evaluate.
 evaluate() {
-  extract "$2" train
+  extract "$2" train_mean
   extract "$2" test
-  score_eval "$1" "$2" --mean-emb "$2/emb/train/xvector.scp"
+  score_eval "$1" "$2" --mean-emb "$2/emb/train_mean/xvector.scp"
 }
 
 if begin 1 "generate the corpus and link its data dirs"; then
@@ -127,6 +128,8 @@ if begin 1 "generate the corpus and link its data dirs"; then
   for d in train test noise rirs; do
     step ln -sfn ../corpus/$d data/$d
   done
+  num_utts=$($dry_run && echo 300 || wc -l <data/train/wav.scp)
+  step tools/subset_data_dir.sh --random $((num_utts < 300 ? num_utts : 300)) --seed 0 data/train data/train_mean
   finish
 fi
 

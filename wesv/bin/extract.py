@@ -22,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="embed fixed-length chunks and average them (long files; lets any utterances batch)")
     p.add_argument("--batch-size", type=int, default=32, help="segments per batch (equal lengths only)")
     p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:N")
+    p.add_argument("--num-threads", type=int, default=1,
+                   help="CPU threads per job (default 1: array jobs run side by side, and more threads than free "
+                        "cores slows every job down several times)")
     p.add_argument("--skip-bad", action="store_true",
                    help="log unreadable/too-short audio to bad_utts.J and go on instead of failing")
     p.add_argument("--merge", action="store_true", help="merge the --num-jobs finished shards into xvector.scp")
@@ -42,6 +45,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     if not 1 <= args.job <= args.num_jobs:
         raise WesvError(f"--job {args.job} is outside 1..{args.num_jobs} (jobs count from 1)")
+    if args.num_threads < 1:
+        raise WesvError(f"--num-threads must be at least 1, got {args.num_threads}")
     if args.batch_size < 1:
         raise WesvError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.chunk_seconds is not None and args.chunk_seconds <= 0:
@@ -52,7 +57,10 @@ def main(argv: list[str] | None = None) -> None:
     if shard_done(args.out, args.job, args.num_jobs):
         log.info("shard %d/%d already done (%s/.done.%d); nothing to do", args.job, args.num_jobs, args.out, args.job)
         return
+    import torch
+
     from wesv.models import load_encoder
+    torch.set_num_threads(max(1, args.num_threads))
     encoder = load_encoder(model)
     extract_shard(encoder, data.wav_scp, args.out, args.job, args.num_jobs, batch_size=args.batch_size,
                   chunk_seconds=args.chunk_seconds, device=args.device, skip_bad=args.skip_bad,
