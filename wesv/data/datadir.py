@@ -10,6 +10,7 @@ from typing import Iterable, Mapping, Sequence, TypeVar
 
 import numpy as np
 
+from wesv.data.textfile import read_text_lines
 from wesv.errors import WesvError, where
 from wesv.log import get_logger
 
@@ -85,17 +86,7 @@ def scan_table(path: str, min_fields: int = 2, max_fields: int | None = None, *,
     """Parse ``path`` line by line, collecting problems (blank, columns, duplicates, order) instead of raising."""
     fix = fix_hint or f"run tools/fix_data_dir.sh {os.path.dirname(path) or '.'}"
     table = Table(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().split("\n")
-    except FileNotFoundError as err:
-        raise WesvError(f"{path}: no such file — check the data dir path") from err
-    except OSError as err:
-        raise WesvError(f"{path}: cannot read ({err.strerror}) — check permissions") from err
-    except UnicodeDecodeError as err:
-        raise WesvError(f"{path}: not UTF-8 text (byte {err.start}) — is this a Kaldi text file?") from err
-    if lines and lines[-1] == "":
-        lines.pop()
+    lines = read_text_lines(path, "Kaldi data", "check the data dir path and its permissions")
     if not lines:
         table.problems.append(f"{path}: empty file — remove it or fill it (an empty data dir cannot be used)")
         return table

@@ -7,6 +7,7 @@ from typing import Iterable
 import numpy as np
 
 from wesv.data.datadir import atomic_write_lines, format_problems
+from wesv.data.textfile import read_text_lines
 from wesv.errors import WesvError, where
 from wesv.scoring.textcols import encode, gc_paused, read_columns, to_str_array
 
@@ -80,15 +81,7 @@ def _scan_lines(path: str) -> tuple[Trials, list[str]]:
     test: list[str] = []
     label: list[bool] = []
     problems: list[str] = []
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().split("\n")
-    except OSError as err:
-        raise WesvError(f"{path}: cannot read trials ({err.strerror}) — check the path") from err
-    except UnicodeDecodeError as err:
-        raise WesvError(f"{path}: not UTF-8 text — is this really a trials file?") from err
-    if lines and lines[-1] == "":
-        lines.pop()
+    lines = read_text_lines(path, "trials", "check the path")
     if not lines:
         problems.append(f"{path}: empty — a trials file has lines 'enroll-utt test-utt target|nontarget'")
     for lineno, line in enumerate(lines, 1):

@@ -7,6 +7,7 @@ import kaldiio
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from wesv.data.textfile import read_text_lines
 from wesv.errors import WesvError, where
 from wesv.scoring.textcols import (as_matrix, decode, encode, format_fixed6, gc_paused, join_lines,
                                    read_columns, to_str_array)
@@ -164,15 +165,7 @@ def _read_score_lines(path: str) -> tuple[list[str], list[str], np.ndarray]:
 
 
 def _parse_score_lines(path: str) -> tuple[list[str], list[str], np.ndarray]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().split("\n")
-    except OSError as err:
-        raise WesvError(f"{path}: cannot read scores ({err.strerror}) — check the path") from err
-    except UnicodeDecodeError as err:
-        raise WesvError(f"{path}: not UTF-8 text — is this really a score file?") from err
-    if lines and lines[-1] == "":
-        lines.pop()
+    lines = read_text_lines(path, "scores", "check the path")
     fields = list(map(str.split, lines))
     if set(map(len, fields)) != {3}:
         lineno = next((i for i, f in enumerate(fields, 1) if len(f) != 3), 1)
