@@ -260,8 +260,8 @@ def test_mini_recipe_dry_run_every_stage(recipe):
     assert systems[:2] == ["baseline", "supervised"] and {"DINO", "MoCo"} <= set(systems)
     assert all("--extra wall\\ time\\ \\(s\\)=" in c for c in metrics)
     assert {option(c, "--out") for c in cmds if "wesv.bin.extract" in c} >= {
-        "exp/supervised/emb/train", "exp/supervised/emb/test"}
-    assert any("--mean-emb exp/supervised/emb/train/xvector.scp" in c for c in cmds)
+        "exp/supervised/emb/train_mean", "exp/supervised/emb/test"}
+    assert any("--mean-emb exp/supervised/emb/train_mean/xvector.scp" in c for c in cmds)
     # A stage with a marker is skipped; --force true runs it again.
     (d / "exp/.done").mkdir(parents=True)
     (d / "exp/.done/stage_3").write_text("12\n")
