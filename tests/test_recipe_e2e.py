@@ -35,9 +35,9 @@ def test_mini_recipe_end_to_end(tmp_path):
     assert first.returncode == 0, first.stderr[-4000:]
 
     table = (recipe / "exp" / "RESULTS.md").read_text()
-    assert table.splitlines()[0].startswith("| system | EER (%) | minDCF@0.01")
-    for name in SYSTEMS:
-        assert f"| {name} |" in table, f"{name} missing from the results table:\n{table}"
+    rows = [line for line in table.splitlines() if line.startswith("|")]
+    assert rows[0].startswith("| system | EER (%) | minDCF@0.01")
+    assert [row.split("|")[1].strip() for row in rows[2:]] == SYSTEMS  # one row per system, in stage order
     assert (recipe / "exp" / "det.png").stat().st_size > 0
     assert (recipe / "exp" / "purity_rounds.png").stat().st_size > 0
     report = json.loads((recipe / "exp" / "data" / "train_round2" / "cluster_report.json").read_text())

@@ -41,62 +41,8 @@ num_clusters=150      # pseudo-speakers per round (the corpus has 120 train spea
 . tools/parse_options.sh
 [[ $stage =~ ^[0-9]+$ && $stop_stage =~ ^[0-9]+$ ]] || { echo "$0: --stage and --stop_stage take numbers" >&2; exit 1; }
 
-log() { echo "$(date '+%Y-%m-%d %H:%M:%S') [run.sh${current_stage:+ stage $current_stage}] $*" >&2; }
+. tools/recipe.sh   # log, step, begin/finish (stage markers), train, extract
 
-# step CMD...: run one command (print it first, quoted for copy and paste); only print it with --dry_run true.
-step() {
-  local a line=""
-  for a in "$@"; do
-    if [[ $a =~ ^[A-Za-z0-9_./:=,%+@-]+$ ]]; then line+=" $a"; else line+=" $(printf '%q' "$a")"; fi
-  done
-  log "+$line"
-  if ! $dry_run; then "$@"; fi
-}
-
-# begin N TITLE: true when stage N is selected and not already done.
-begin() {
-  current_stage=$1
-  [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ] || return 1
-  if [ -f "$exp/.done/stage_$1" ] && ! $force; then
-    log "already done ($exp/.done/stage_$1); skipping (--force true reruns it)"
-    return 1
-  fi
-  log "$2"
-  stage_start=$(date +%s)
-  system_start=$stage_start
-}
-
-# finish: mark the current stage done, with its wall time in seconds.
-finish() {
-  local secs=$(($(date +%s) - stage_start))
-  log "done in ${secs} s"
-  if ! $dry_run; then mkdir -p "$exp/.done" && echo "$secs" >"$exp/.done/stage_$current_stage"; fi
-}
-
-# train CONFIG EXP_DIR [ARGS...]: one training run on $nnodes x $gpus devices (one process on the CPU when gpus=0).
-# It always resumes EXP_DIR if a checkpoint is there (a killed run continues; a finished one does nothing):
-# delete EXP_DIR to train it again from scratch.
-train() {
-  local config=$1 dir=$2
-  shift 2
-  # shellcheck disable=SC2086  # train_opts is a list of overrides
-  set -- "$@" $train_opts
-  if [ "$gpus" -eq 0 ] && [ "$nnodes" -eq 1 ]; then
-    step python -m wesv.bin.train --config "$config" --exp-dir "$dir" --resume "$@"
-  else
-    step torchrun --nnodes "$nnodes" --node_rank "$node_rank" --nproc_per_node "$gpus" \
-      --master_addr "$master_addr" --master_port "$master_port" \
-      -m wesv.bin.train --config "$config" --exp-dir "$dir" --resume "$@"
-  fi
-}
-
-# extract MODEL_DIR NAME: embeddings of data/NAME into MODEL_DIR/emb/NAME as $nj array jobs, then merged.
-extract() {
-  local dir=$1 name=$2
-  step $cmd JOB=1:"$nj" "$dir/emb/$name/log/extract.JOB.log" \
-    python -m wesv.bin.extract --model-dir "$dir" --data "data/$name" --out "$dir/emb/$name" --job JOB --num-jobs "$nj"
-  step python -m wesv.bin.merge_embeddings --out "$dir/emb/$name" --num-jobs "$nj" --data "data/$name"
-}
 
 # score_eval SYSTEM DIR [SCORE ARGS...]: score data/test/trials with DIR/emb/test, then EER/minDCF/DET into
 # DIR/eval/test.json, with the wall time since the stage began.
@@ -195,7 +141,16 @@ if begin 7 "iterative pseudo-labels from DINO: $num_rounds rounds of cluster -> 
 fi
 
 if begin 20 "results table"; then
-  step python -m wesv.bin.results_table --out "$exp/RESULTS.md" --det-png "$exp/det.png" "$exp"/*/eval/*.json
+  # The systems in the order of the stages; any other system evaluated into $exp/*/eval/ comes after them.
+  results=()
+  for d in baseline supervised dino moco supervised_moco_init $(for r in $(seq 1 "$num_rounds"); do echo round$r; done); do
+    [ -f "$exp/$d/eval/test.json" ] && results+=("$exp/$d/eval/test.json")
+  done
+  for j in "$exp"/*/eval/test.json; do
+    [[ " ${results[*]-} " == *" $j "* ]] || { [ -f "$j" ] && results+=("$j"); }
+  done
+  $dry_run || [ ${#results[@]} -gt 0 ] || { log "no evaluated system in $exp/*/eval/; run the earlier stages first"; exit 1; }
+  step python -m wesv.bin.results_table --out "$exp/RESULTS.md" --det-png "$exp/det.png" ${results[@]+"${results[@]}"}
   finish
 fi
 
