@@ -1,7 +1,6 @@
 """Plot pseudo-label quality over rounds from ``cluster_report.json`` files."""
 from __future__ import annotations
 
-import json
 import os
 import re
 
@@ -10,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from wesv.data.textfile import read_json  # noqa: E402
 from wesv.errors import WesvError  # noqa: E402
 
 
@@ -22,13 +22,7 @@ def load_reports(paths: list[str]) -> list[tuple[str, dict]]:
     """Read reports in natural path order as ``(round name, report)``; each must hold truth metrics."""
     out = []
     for path in sorted(paths, key=natural_key):
-        try:
-            with open(path, encoding="utf-8") as f:
-                report = json.load(f)
-        except OSError as err:
-            raise WesvError(f"{path}: cannot read ({err.strerror}) — check the path") from err
-        except json.JSONDecodeError as err:
-            raise WesvError(f"{path}:{err.lineno}: not valid JSON ({err.msg}) — re-run wesv.bin.cluster") from err
+        report = read_json(path, "check the path", "re-run wesv.bin.cluster")
         if "metrics" not in report:
             raise WesvError(f"{path}: no 'metrics' — that round was clustered without --truth-utt2spk, so there is "
                             "nothing to plot")

@@ -1,4 +1,4 @@
-"""Read a Kaldi-style text file (wav.scp, utt2spk, trials, scores) as lines, with errors a user can act on."""
+"""Read text files (Kaldi lists, trials, scores, JSON reports) with errors a user can act on."""
 from wesv.errors import WesvError
 
 
@@ -16,3 +16,16 @@ def read_text_lines(path: str, what: str, hint: str) -> list[str]:
     if lines and lines[-1] == "":
         lines.pop()
     return lines
+
+
+def read_json(path: str, read_hint: str, parse_hint: str) -> object:
+    """Parse a JSON file (reports, results); a missing/unreadable or malformed file names itself and the fix."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except OSError as err:
+        raise WesvError(f"{path}: cannot read ({err.strerror}) — {read_hint}") from err
+    except json.JSONDecodeError as err:
+        raise WesvError(f"{path}:{err.lineno}: not valid JSON ({err.msg}) — {parse_hint}") from err

@@ -1,9 +1,9 @@
 """Collect compute_metrics JSON files into a Markdown results table and one DET plot of all systems."""
 from __future__ import annotations
 
-import json
 import os
 
+from wesv.data.textfile import read_json
 from wesv.errors import WesvError
 from wesv.log import get_logger
 
@@ -14,13 +14,7 @@ REQUIRED = ("system", "EER", "minDCF@0.01", "minDCF@0.05")
 
 def load_result(path: str) -> dict:
     """Read one compute_metrics JSON and check it has the fields the table needs."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            result = json.load(f)
-    except OSError as err:
-        raise WesvError(f"{path}: cannot read ({err.strerror}) — pass the --json written by compute_metrics") from err
-    except json.JSONDecodeError as err:
-        raise WesvError(f"{path}:{err.lineno}: not valid JSON ({err.msg}) — re-run compute_metrics --json") from err
+    result = read_json(path, "pass the --json written by compute_metrics", "re-run compute_metrics --json")
     missing = [k for k in REQUIRED if k not in result] if isinstance(result, dict) else list(REQUIRED)
     if missing:
         raise WesvError(f"{path}: missing {', '.join(missing)} — is this a compute_metrics --json file?")
