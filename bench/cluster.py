@@ -99,7 +99,7 @@ def main() -> None:
     num_comp = args.num_components or scaled["num_components"]
     num_kmeans = args.num_kmeans or scaled["num_kmeans"]
     num_clusters = args.num_clusters or scaled["num_clusters"]
-    cfg = ClusterConfig(method="kmeans_ahc", num_clusters=num_clusters, num_kmeans=num_kmeans,
+    cfg = ClusterConfig(algorithm="kmeans_ahc", num_clusters=num_clusters, num_kmeans=num_kmeans,
                         kmeans_iters=args.kmeans_iters, seed=args.seed, device=args.device,
                         kmeans_backend=args.kmeans_backend, kmeans_index=args.kmeans_index,
                         kmeans_max_points_per_centroid=args.kmeans_max_points_per_centroid,

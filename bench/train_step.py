@@ -16,7 +16,7 @@ import soundfile as sf
 import torch
 
 from wesv.config import load_config
-from wesv.trainer.distributed import DistEnv
+from wesv.distributed import DistEnv
 from wesv.trainer.stop import StopRequest
 from wesv.trainer.trainer import EpochStats, Trainer, to_device
 

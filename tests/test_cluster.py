@@ -12,15 +12,15 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from wesv.bin import cluster as cluster_cli
 from wesv.bin import plot_rounds as plot_cli
-from wesv.cluster.ahc import cosine_ahc, weighted_average_linkage
-from wesv.cluster.filtering import drop_small, keep_closest
 from wesv.cluster import kmeans as kmeans_mod
-from wesv.cluster.ahc import _nearest
+from wesv.cluster.ahc import _nearest, cosine_ahc, weighted_average_linkage
+from wesv.cluster.filtering import drop_small, keep_closest
 from wesv.cluster.kmeans import Backend, resolve_backend, resolve_index, spherical_kmeans
-from wesv.cluster.torch_kmeans import _split_empty, assign_nearest, nearest_other, torch_spherical_kmeans
 from wesv.cluster.metrics import cluster_metrics, inverse_purity, purity
 from wesv.cluster.pipeline import ClusterConfig, cluster_embeddings, cluster_name, run_clustering
-from wesv.data.datadir import read_scp, read_spk2utt, read_utt2spk, validate_data_dir
+from wesv.cluster.torch_kmeans import _split_empty, assign_nearest, nearest_other, torch_spherical_kmeans
+from wesv.data.datadir import read_scp, read_spk2utt, read_utt2spk
+from wesv.data.validate import validate_data_dir
 from wesv.errors import WesvError
 
 
@@ -91,7 +91,7 @@ def test_cosine_ahc_threshold_separates_tight_groups():
 
 def test_kmeans_ahc_recovers_separated_speakers():
     x, truth = blobs(40, 30, 32, 0.7, seed=5)
-    labels = cluster_embeddings(x, ClusterConfig(method="kmeans_ahc", num_clusters=40, num_kmeans=160, device="cpu"))
+    labels = cluster_embeddings(x, ClusterConfig(algorithm="kmeans_ahc", num_clusters=40, num_kmeans=160, device="cpu"))
     assert len(np.unique(labels)) == 40
     assert normalized_mutual_info_score(truth, labels) > 0.95
 
@@ -124,7 +124,7 @@ def test_torch_and_faiss_kmeans_ahc_find_the_same_speakers():
     x, truth = blobs(40, 30, 32, 0.5, seed=5)
     found = {}
     for name in ("faiss", "torch"):
-        cfg = ClusterConfig(method="kmeans_ahc", num_clusters=40, num_kmeans=160, device="cpu", kmeans_backend=name)
+        cfg = ClusterConfig(algorithm="kmeans_ahc", num_clusters=40, num_kmeans=160, device="cpu", kmeans_backend=name)
         found[name] = cluster_embeddings(x, cfg)
         assert normalized_mutual_info_score(truth, found[name]) > 0.95
     assert adjusted_rand_score(found["faiss"], found["torch"]) == 1.0  # same clusters up to relabelling
@@ -204,13 +204,13 @@ def test_clustering_runs_without_faiss(monkeypatch):
         resolve_backend("cpu", "faiss")
     assert resolve_backend("auto", "auto") == TORCH_CPU
     x, truth = blobs(20, 20, 32, 0.4, seed=11)
-    labels = cluster_embeddings(x, ClusterConfig(method="kmeans_ahc", num_clusters=20, num_kmeans=60))
+    labels = cluster_embeddings(x, ClusterConfig(algorithm="kmeans_ahc", num_clusters=20, num_kmeans=60))
     assert adjusted_rand_score(truth, labels) == 1.0
 
 
 def test_clustering_is_deterministic_for_a_seed():
     x, _ = blobs(25, 12, 16, 1.5, seed=7)
-    cfg = ClusterConfig(method="kmeans_ahc", num_clusters=25, num_kmeans=80, seed=3, device="cpu")
+    cfg = ClusterConfig(algorithm="kmeans_ahc", num_clusters=25, num_kmeans=80, seed=3, device="cpu")
     np.testing.assert_array_equal(cluster_embeddings(x, cfg), cluster_embeddings(x, cfg))
 
 
@@ -255,7 +255,7 @@ def run_cli(argv):
 def test_cli_writes_valid_datadir_and_report_with_truth(tmp_path):
     data, scp, utts, truth = make_round_dir(tmp_path)
     out = str(tmp_path / "train_round1")
-    code = run_cli(["--emb", scp, "--data", data, "--out", out, "--method", "kmeans_ahc", "--num-clusters", "12",
+    code = run_cli(["--emb", scp, "--data", data, "--out", out, "--algorithm", "kmeans_ahc", "--num-clusters", "12",
                     "--num-kmeans", "40", "--truth-utt2spk", os.path.join(data, "utt2spk"), "--device", "cpu"])
     assert code == 0
     validate_data_dir(out, check_trials=False)
@@ -275,7 +275,7 @@ def test_cli_writes_valid_datadir_and_report_with_truth(tmp_path):
 def test_filters_keep_exactly_what_they_report(tmp_path):
     data, scp, utts, _ = make_round_dir(tmp_path, num_spk=10, per_spk=10)
     out = str(tmp_path / "r1")
-    cfg = ClusterConfig(method="ahc", num_clusters=14, keep_fraction=0.8, min_cluster_size=6, device="cpu")
+    cfg = ClusterConfig(algorithm="ahc", num_clusters=14, keep_fraction=0.8, min_cluster_size=6, device="cpu")
     report = run_clustering(scp, data, out, cfg)
     x = np.stack([kaldiio.load_scp(scp)[u] for u in utts])
     x /= np.linalg.norm(x, axis=1, keepdims=True)
@@ -306,7 +306,7 @@ def test_source_utt2spk_is_never_opened_without_truth(tmp_path, monkeypatch):
         return real_open(file, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "open", guarded_open)
-    report = run_clustering(scp, data, str(tmp_path / "r1"), ClusterConfig(method="kmeans_ahc", num_clusters=12,
+    report = run_clustering(scp, data, str(tmp_path / "r1"), ClusterConfig(algorithm="kmeans_ahc", num_clusters=12,
                                                                               device="cpu"))
     assert os.path.realpath(os.path.join(data, "wav.scp")) in opened  # the guard did see the reads
     assert forbidden not in opened and "metrics" not in report
@@ -326,8 +326,8 @@ def test_extra_embedding_key_names_the_scp(tmp_path):
 
 def test_cli_bad_options_exit_2_with_one_line(tmp_path, capsys):
     data, scp, _, _ = make_round_dir(tmp_path)
-    assert run_cli(["--emb", scp, "--data", data, "--out", str(tmp_path / "r"), "--method", "kmeans"]) == 2
-    assert "--method kmeans needs --num-clusters" in capsys.readouterr().err
+    assert run_cli(["--emb", scp, "--data", data, "--out", str(tmp_path / "r"), "--algorithm", "kmeans"]) == 2
+    assert "--algorithm kmeans needs --num-clusters" in capsys.readouterr().err
     assert run_cli(["--emb", scp, "--data", data, "--out", data, "--num-clusters", "3"]) == 2
     assert "is the source data dir" in capsys.readouterr().err
     assert run_cli(["--emb", scp, "--data", data, "--out", str(tmp_path / "r"), "--num-clusters", "3",

@@ -12,8 +12,9 @@ from wesv.corpus import make_corpus, make_trials
 from wesv.corpus.phones import SAMPLE_RATE, VOWEL_NAMES, plan_utterance
 from wesv.corpus.population import draw_speaker
 from wesv.corpus.synth import render
-from wesv.data.datadir import read_scp, read_utt2spk, validate_data_dir
+from wesv.data.datadir import read_scp, read_utt2spk
 from wesv.data.trials import read_trials
+from wesv.data.validate import validate_data_dir
 from wesv.errors import WesvError
 
 TINY = dict(num_train_speakers=6, utts_per_speaker=3, num_test_speakers=4, test_utts_per_speaker=3, min_dur=1.0,

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from wesv.data.datadir import DataDir, read_scp, read_spk2utt, validate_data_dir
+from wesv.data.datadir import DataDir, read_scp, read_spk2utt
+from wesv.data.validate import validate_data_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -6,9 +6,10 @@ import subprocess
 import numpy as np
 import pytest
 
-from wesv.data.datadir import (DataDir, c_sorted, fix_data_dir, read_scp, read_spk2utt, read_utt2spk, shard,
-                               split_data_dir, split_indices, subset_data_dir, utt2spk_to_spk2utt,
-                               validate_data_dir, write_scp)
+from wesv.data.datadir import (DataDir, c_sorted, read_scp, read_spk2utt, read_utt2spk, shard, split_indices,
+                               utt2spk_to_spk2utt, write_scp)
+from wesv.data.datadir_ops import fix_data_dir, split_data_dir, subset_data_dir
+from wesv.data.validate import validate_data_dir
 from wesv.errors import WesvError
 
 WAV = {f"spk{s}-utt{u}": f"/data/spk{s}/utt{u}.wav" for s in (1, 2, 3) for u in (1, 2)}

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wesv.ssl.dino import Dino, DinoCollapseError, DinoConfig, check_collapse, dino_loss, teacher_stats
-from wesv.ssl.schedules import cosine_schedule, linear_warmup
+from wesv.methods.dino import Dino, DinoCollapseError, DinoConfig, check_collapse, dino_loss, teacher_stats
+from wesv.nn.schedules import cosine_schedule, linear_warmup
 from wesv.trainer.method import METHODS, DataInfo
 
 torch.set_num_threads(1)

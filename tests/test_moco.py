@@ -4,10 +4,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from test_dino import TinyEncoder
 from torch import nn
 
-from test_dino import TinyEncoder
-from wesv.ssl.moco import Moco, MocoConfig, chunk_sizes, info_nce_logits
+from wesv.methods.moco import Moco, MocoConfig, chunk_sizes, info_nce_logits
 from wesv.trainer.method import METHODS, DataInfo
 
 torch.set_num_threads(1)
@@ -30,7 +30,8 @@ def test_registered_and_defaults():
     assert METHODS.get("moco").factory is Moco
     cfg = MocoConfig()
     assert (cfg.queue_size, cfg.temperature, cfg.momentum) == (65536, 0.07, 0.999)
-    assert (cfg.num_global, cfg.num_local, cfg.global_seconds, cfg.global_seconds_max) == (2, 0, 2.0, 3.0)
+    assert (cfg.num_global, cfg.global_seconds, cfg.global_seconds_max) == (2, 2.0, 3.0)
+    assert not hasattr(cfg, "num_local") and not hasattr(cfg, "cluster_data")
 
 
 def test_queue_is_a_fifo_ring_buffer_in_the_state_dict():

@@ -9,8 +9,9 @@ import pytest
 
 from wesv.bin import prepare_voxceleb
 from wesv.corpus import make_corpus
-from wesv.data.datadir import DataDir, read_scp, validate_data_dir
+from wesv.data.datadir import DataDir, read_scp
 from wesv.data.trials import read_trials
+from wesv.data.validate import validate_data_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAKE_MINI = os.path.join(ROOT, "tools", "make_mini_voxceleb.py")

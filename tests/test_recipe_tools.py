@@ -329,7 +329,7 @@ def test_voxceleb_ssl_stages_dry_run(recipe):
         ("conf/pseudo_ecapa512.yaml", "exp/pseudo_round1/encoder.pt", "exp/data/vox2_dev_round2")]
     assert all(c.startswith("python -m wesv.bin.train ") and " --resume" in c for c in trains)
     clusters = [c for c in cmds if tool(c) == "cluster"]
-    assert [(option(c, "--emb"), option(c, "--num-clusters"), option(c, "--num-kmeans"), option(c, "--method"),
+    assert [(option(c, "--emb"), option(c, "--num-clusters"), option(c, "--num-kmeans"), option(c, "--algorithm"),
              option(c, "--truth-utt2spk"), option(c, "--data")) for c in clusters] == [
         (f"{m}/emb/vox2_dev/xvector.scp", "7500", "50000", "kmeans_ahc", "data/vox2_dev/utt2spk", "data/vox2_dev")
         for m in ("exp/dino", "exp/pseudo_round1")]

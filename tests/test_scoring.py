@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from wesv.bin import compute_metrics, results_table, score
+from wesv.data.textcols import match_items
 from wesv.errors import WesvError
-from wesv.scoring.evaluate import evaluate
 from wesv.scoring.cosine import pair_scores
+from wesv.scoring.evaluate import evaluate
 from wesv.scoring.io import read_embeddings, read_mean, read_scores, write_scores, write_vector
 from wesv.scoring.scorer import run_scoring
-from wesv.scoring.textcols import match_items
 
 DIM = 8
 

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from wesv.data.datadir import DataDir, read_scp, validate_data_dir
+from wesv.data.datadir import DataDir, read_scp
 from wesv.data.trials import Trials, read_trial_columns, read_trials, scan_trials, write_trials
+from wesv.data.validate import validate_data_dir
 from wesv.data.voxceleb import (make_voxceleb1_data_dir, make_voxceleb2_data_dir, read_voxceleb_list,
                                 voxceleb_list_to_trials, voxceleb_utt_id)
 from wesv.errors import WesvError

@@ -8,8 +8,8 @@ import soundfile as sf
 import torch
 from torch.utils.data import DataLoader
 
+from wesv.data.views import ViewsConfig, ViewsDataset, build_views_dataset
 from wesv.errors import WesvError
-from wesv.ssl.views import ViewsConfig, ViewsDataset, build_views_dataset
 
 SR = 16000
 NUM_UTTS = 6

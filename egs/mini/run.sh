@@ -101,7 +101,7 @@ pseudo_round() {
   extract "$prev" train
   if [ ! -f "$labels/cluster_report.json" ] || $force; then
     step python -m wesv.bin.cluster --emb "$prev/emb/train/xvector.scp" --data data/train --out "$labels" \
-      --method kmeans_ahc --num-clusters "$num_clusters" --truth-utt2spk data/train/utt2spk
+      --algorithm kmeans_ahc --num-clusters "$num_clusters" --truth-utt2spk data/train/utt2spk
   fi
   train conf/pseudo.yaml "$dir" --data.train "$labels" --init-from "$prev/encoder.pt"
   local nmi

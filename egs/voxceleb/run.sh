@@ -162,7 +162,7 @@ pseudo_round() {
     log "$labels/cluster_report.json is there; not clustering again"
   else
     step python -m wesv.bin.cluster --emb "$prev/emb/vox2_dev/xvector.scp" --data data/vox2_dev --out "$labels" \
-      --method kmeans_ahc --num-clusters "$num_clusters" --num-kmeans "$num_kmeans" ${truth[@]+"${truth[@]}"}
+      --algorithm kmeans_ahc --num-clusters "$num_clusters" --num-kmeans "$num_kmeans" ${truth[@]+"${truth[@]}"}
     produced_paths+=("$labels/cluster_report.json")
   fi
   [ -z "$truth_utt2spk" ] || metrics_extra=(--extra "NMI=$(cluster_nmi "$labels/cluster_report.json")")

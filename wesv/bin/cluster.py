@@ -5,7 +5,10 @@ import argparse
 
 from wesv.cli import entry_point
 from wesv.cluster.kmeans import ASSIGN_DTYPES, BACKENDS, KMEANS_INDEXES
-from wesv.cluster.pipeline import METHODS, ClusterConfig, run_clustering
+from wesv.cluster.pipeline import ALGORITHMS, ClusterConfig, run_clustering
+from wesv.log import get_logger
+
+log = get_logger("wesv.bin.cluster")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,7 +17,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--emb", required=True, help="embedding scp of every utterance of --data (xvector.scp)")
     p.add_argument("--data", required=True, help="source data dir (only its wav.scp is read)")
     p.add_argument("--out", required=True, help="new data dir for the pseudo-labels (e.g. data/train_round1)")
-    p.add_argument("--method", choices=METHODS, default="kmeans_ahc")
+    p.add_argument("--algorithm", choices=ALGORITHMS, default="kmeans_ahc",
+                   help="kmeans_ahc: k-means to --num-kmeans clusters, then average-linkage AHC of the centroids; "
+                        "ahc: exact AHC of all points (small sets); kmeans: spherical k-means alone")
+    p.add_argument("--method", dest="method_alias", choices=ALGORITHMS, default=None,
+                   help="deprecated alias of --algorithm")
     p.add_argument("--num-clusters", type=int, default=None, help="target number of pseudo-speakers K")
     p.add_argument("--num-kmeans", type=int, default=None,
                    help="k-means clusters before agglomeration (kmeans_ahc; default 4 x K)")
@@ -43,7 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Parse options and run one clustering round."""
     args = build_parser().parse_args(argv)
-    cfg = ClusterConfig(method=args.method, num_clusters=args.num_clusters, num_kmeans=args.num_kmeans,
+    if args.method_alias is not None:
+        log.warning("--method is deprecated (a method is a training method): use --algorithm %s", args.method_alias)
+        args.algorithm = args.method_alias
+    cfg = ClusterConfig(algorithm=args.algorithm, num_clusters=args.num_clusters, num_kmeans=args.num_kmeans,
                         threshold=args.threshold, min_cluster_size=args.min_cluster_size,
                         keep_fraction=args.keep_fraction, kmeans_iters=args.kmeans_iters, seed=args.seed,
                         device=args.device, kmeans_backend=args.kmeans_backend, kmeans_index=args.kmeans_index,

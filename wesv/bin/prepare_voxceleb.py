@@ -76,7 +76,7 @@ def prepare_vox2(vox2_dir: str, out: str, sample_rate: int = 16000) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point."""
     args = build_parser().parse_args(argv)
-    from wesv.data.datadir import validate_data_dir
+    from wesv.data.validate import validate_data_dir
 
     src = args.vox1_dir or args.vox2_dir
     if not os.path.isdir(src):

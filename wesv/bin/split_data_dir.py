@@ -2,7 +2,7 @@
 import argparse
 
 from wesv.cli import entry_point
-from wesv.data.datadir import split_data_dir
+from wesv.data.datadir_ops import split_data_dir
 
 
 @entry_point

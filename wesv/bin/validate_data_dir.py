@@ -2,7 +2,7 @@
 import argparse
 
 from wesv.cli import entry_point
-from wesv.data.datadir import validate_data_dir
+from wesv.data.validate import validate_data_dir
 
 
 @entry_point

@@ -32,10 +32,10 @@ SCIPY_MAX_POINTS = 20000
 def cosine_ahc(x: np.ndarray, num_clusters: int | None = None, threshold: float | None = None) -> np.ndarray:
     """Average-linkage AHC of rows on cosine distance (scipy): cut at ``num_clusters`` or at ``threshold``."""
     if (num_clusters is None) == (threshold is None):
-        raise WesvError("--method ahc: give exactly one of --num-clusters and --threshold")
+        raise WesvError("--algorithm ahc: give exactly one of --num-clusters and --threshold")
     n = len(x)
     if n > SCIPY_MAX_POINTS:
-        raise WesvError(f"--method ahc on {n} embeddings needs an {n}x{n} distance matrix — use --method kmeans_ahc "
+        raise WesvError(f"--algorithm ahc on {n} embeddings needs an {n}x{n} distance matrix — use --algorithm kmeans_ahc "
                         f"for more than {SCIPY_MAX_POINTS}")
     if n == 1:
         return np.zeros(1, dtype=np.int64)

@@ -10,8 +10,9 @@ import numpy as np
 
 from wesv.cluster.filtering import drop_small, keep_closest
 from wesv.cluster.metrics import cluster_metrics
-from wesv.cluster.stages import METHODS, ClusterConfig, check_config, cluster_embeddings  # noqa: F401 (re-exported)
-from wesv.data.datadir import read_scp, read_utt2spk, utt2spk_to_spk2utt, validate_data_dir, write_scp
+from wesv.cluster.stages import ALGORITHMS, ClusterConfig, check_config, cluster_embeddings  # noqa: F401 (re-exported)
+from wesv.data.datadir import read_scp, read_utt2spk, utt2spk_to_spk2utt, write_scp
+from wesv.data.validate import validate_data_dir
 from wesv.errors import WesvError
 from wesv.log import get_logger
 from wesv.scoring.io import read_embeddings
@@ -131,7 +132,7 @@ def run_clustering(emb: str, data: str, out: str, cfg: ClusterConfig, truth_utt2
     t0 = time.perf_counter()
     x = load_aligned_embeddings(emb, utts, wav_path)
     timings = {"load": time.perf_counter() - t0}
-    logger.info("clustering %d embeddings of dimension %d with %s", len(x), x.shape[1], cfg.method)
+    logger.info("clustering %d embeddings of dimension %d with %s", len(x), x.shape[1], cfg.algorithm)
 
     labels = cluster_embeddings(x, cfg, timings)
     n = len(labels)
@@ -155,7 +156,7 @@ def run_clustering(emb: str, data: str, out: str, cfg: ClusterConfig, truth_utt2
     timings["total"] = time.perf_counter() - start
 
     report = {
-        "method": cfg.method, "config": asdict(cfg), "embeddings": emb, "data": data, "out": out,
+        "algorithm": cfg.algorithm, "config": asdict(cfg), "embeddings": emb, "data": data, "out": out,
         "num_utts": n, "num_utts_kept": int(mask.sum()), "fraction_kept": float(mask.mean()),
         "num_clusters_found": int(labels.max()) + 1, "num_clusters": int(final.max()) + 1,
         "dropped": {"keep_fraction_utts": int(n - after_fraction.sum()),

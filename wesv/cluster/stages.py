@@ -15,14 +15,14 @@ from wesv.log import get_logger
 
 logger = get_logger("wesv.cluster")
 
-METHODS = ("kmeans_ahc", "ahc", "kmeans")
+ALGORITHMS = ("kmeans_ahc", "ahc", "kmeans")
 
 
 @dataclass
 class ClusterConfig:
     """Settings of one clustering round (the CLI options)."""
 
-    method: str = "kmeans_ahc"
+    algorithm: str = "kmeans_ahc"
     num_clusters: int | None = None
     num_kmeans: int | None = None  # k-means stage of kmeans_ahc; default 4 x num_clusters, at most n
     threshold: float | None = None  # cosine distance (1 - mean cosine similarity) at which merging stops
@@ -39,18 +39,18 @@ class ClusterConfig:
 
 def check_config(cfg: ClusterConfig) -> None:
     """Reject option combinations that cannot run, naming the option."""
-    if cfg.method not in METHODS:
-        raise WesvError(f"--method {cfg.method!r}: expected one of {', '.join(METHODS)}")
+    if cfg.algorithm not in ALGORITHMS:
+        raise WesvError(f"--algorithm {cfg.algorithm!r}: expected one of {', '.join(ALGORITHMS)}")
     if cfg.num_clusters is not None and cfg.num_clusters < 1:
         raise WesvError(f"--num-clusters {cfg.num_clusters}: must be at least 1")
-    if cfg.method == "kmeans" and cfg.num_clusters is None:
-        raise WesvError("--method kmeans needs --num-clusters")
-    if cfg.method == "kmeans" and cfg.threshold is not None:
-        raise WesvError("--threshold applies to ahc and kmeans_ahc, not to --method kmeans")
-    if cfg.method == "kmeans_ahc" and cfg.num_clusters is None and cfg.threshold is None:
-        raise WesvError("--method kmeans_ahc needs --num-clusters and/or --threshold")
-    if cfg.method == "ahc" and (cfg.num_clusters is None) == (cfg.threshold is None):
-        raise WesvError("--method ahc: give exactly one of --num-clusters and --threshold")
+    if cfg.algorithm == "kmeans" and cfg.num_clusters is None:
+        raise WesvError("--algorithm kmeans needs --num-clusters")
+    if cfg.algorithm == "kmeans" and cfg.threshold is not None:
+        raise WesvError("--threshold applies to ahc and kmeans_ahc, not to --algorithm kmeans")
+    if cfg.algorithm == "kmeans_ahc" and cfg.num_clusters is None and cfg.threshold is None:
+        raise WesvError("--algorithm kmeans_ahc needs --num-clusters and/or --threshold")
+    if cfg.algorithm == "ahc" and (cfg.num_clusters is None) == (cfg.threshold is None):
+        raise WesvError("--algorithm ahc: give exactly one of --num-clusters and --threshold")
     if cfg.threshold is not None and not 0.0 <= cfg.threshold <= 2.0:
         raise WesvError(f"--threshold {cfg.threshold}: a cosine distance lies in [0, 2]")
     if cfg.num_kmeans is not None and cfg.num_clusters is not None and cfg.num_kmeans < cfg.num_clusters:
@@ -76,7 +76,7 @@ def kmeans_stage(x: np.ndarray, cfg: ClusterConfig, backend: Backend) -> np.ndar
     """The k-means of ``kmeans``/``kmeans_ahc``: each unit row's k-means cluster (``cfg.num_clusters`` for kmeans,
     else ``cfg.num_kmeans``, default 4 x num_clusters, at most n)."""
     n = len(x)
-    k0 = cfg.num_clusters if cfg.method == "kmeans" else cfg.num_kmeans
+    k0 = cfg.num_clusters if cfg.algorithm == "kmeans" else cfg.num_kmeans
     if k0 is None:
         k0 = 4 * cfg.num_clusters if cfg.num_clusters is not None else int(np.sqrt(n) * 4)
     _, assign = spherical_kmeans(x, min(k0, n), niter=cfg.kmeans_iters, seed=cfg.seed, backend=backend,
@@ -98,14 +98,14 @@ def ahc_stage(x: np.ndarray, assign: np.ndarray, cfg: ClusterConfig, backend: Ba
 
 
 def cluster_embeddings(x: np.ndarray, cfg: ClusterConfig, timings: dict[str, float] | None = None) -> np.ndarray:
-    """Cluster unit rows with ``cfg.method``; returns labels 0..K-1. ``timings`` collects seconds per phase."""
+    """Cluster unit rows with ``cfg.algorithm``; returns labels 0..K-1. ``timings`` collects seconds per phase."""
     timings = {} if timings is None else timings
     backend = resolve_backend(cfg.device, cfg.kmeans_backend)
     n = len(x)
     if cfg.num_clusters is not None and cfg.num_clusters > n:
         raise WesvError(f"--num-clusters {cfg.num_clusters} exceeds the {n} utterances")
     t0 = time.perf_counter()
-    if cfg.method == "ahc":
+    if cfg.algorithm == "ahc":
         labels = cosine_ahc(x, cfg.num_clusters, cfg.threshold)
         timings["ahc"] = time.perf_counter() - t0
         return labels
@@ -113,7 +113,7 @@ def cluster_embeddings(x: np.ndarray, cfg: ClusterConfig, timings: dict[str, flo
     timings["kmeans"] = time.perf_counter() - t0
     logger.info("k-means (%s on %s): %d utterances -> %d clusters in %.1f s", backend.name, backend.device, n,
                 int(assign.max()) + 1, timings["kmeans"])
-    if cfg.method == "kmeans":
+    if cfg.algorithm == "kmeans":
         return assign
     t1 = time.perf_counter()
     labels = ahc_stage(x, assign, cfg, backend)

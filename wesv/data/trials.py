@@ -7,9 +7,9 @@ from typing import Iterable
 import numpy as np
 
 from wesv.data.datadir import atomic_write_lines, format_problems
+from wesv.data.textcols import encode, gc_paused, read_columns, to_str_array
 from wesv.data.textfile import read_text_lines
 from wesv.errors import WesvError, where
-from wesv.scoring.textcols import encode, gc_paused, read_columns, to_str_array
 
 LABELS = {"target": True, "nontarget": False}
 

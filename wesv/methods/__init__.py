@@ -1,4 +1,4 @@
-"""Supervised / pseudo-label training methods; importing this package registers them in ``wesv.trainer.METHODS``."""
+"""Every training method, one module each (classifier, DINO, MoCo, ...); importing a module registers its method."""
 from wesv.methods.classifier import Classifier, ClassifierConfig
 
 __all__ = ["Classifier", "ClassifierConfig"]

@@ -8,7 +8,7 @@ from torch import nn
 from wesv.errors import WesvError
 from wesv.features.fbank import FbankConfig
 from wesv.models.base import ENCODERS, FbankEncoder
-from wesv.models.pooling import AttentiveStatsPool
+from wesv.nn.pooling import AttentiveStatsPool
 
 
 @dataclass

@@ -7,8 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
+from wesv.data.textcols import decode, encode, match_items
 from wesv.errors import WesvError, where
-from wesv.scoring.textcols import decode, encode, match_items
 
 
 def normalize(matrix: np.ndarray, mean: np.ndarray | None = None) -> np.ndarray:

@@ -7,12 +7,12 @@ import time
 
 import numpy as np
 
+from wesv.data.textcols import as_width, decode, pair_keys
 from wesv.data.trials import read_trial_columns
 from wesv.errors import WesvError, where
 from wesv.log import get_logger
 from wesv.scoring.io import read_score_columns
 from wesv.scoring.metrics import error_rates, summary_from_rates
-from wesv.scoring.textcols import as_width, decode, pair_keys
 
 log = get_logger(__name__)
 

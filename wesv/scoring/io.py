@@ -7,10 +7,10 @@ import kaldiio
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from wesv.data.textcols import (as_matrix, decode, encode, format_fixed6, gc_paused, join_lines, read_columns,
+                                to_str_array)
 from wesv.data.textfile import read_text_lines
 from wesv.errors import WesvError, where
-from wesv.scoring.textcols import (as_matrix, decode, encode, format_fixed6, gc_paused, join_lines,
-                                   read_columns, to_str_array)
 
 
 def read_embeddings(scp: str) -> tuple[list[str], np.ndarray]:

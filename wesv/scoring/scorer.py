@@ -6,12 +6,12 @@ import time
 
 import numpy as np
 
+from wesv.data.textcols import encode
 from wesv.data.trials import read_trial_columns
 from wesv.log import get_logger
 from wesv.scoring.asnorm import asnorm, cohort_stats, speaker_cohort
 from wesv.scoring.cosine import lookup, normalize, pair_scores
 from wesv.scoring.io import read_embeddings, read_mean, write_scores
-from wesv.scoring.textcols import encode
 
 log = get_logger(__name__)
 

@@ -19,7 +19,7 @@ def register_method(name: str, config: type | None = None) -> Callable:
 
 
 #: Packages whose modules register methods; imported on first look-up of an unknown name.
-METHOD_PACKAGES = ("wesv.methods", "wesv.ssl")
+METHOD_PACKAGES = ("wesv.methods",)
 
 
 def find_method(name: str) -> Any:

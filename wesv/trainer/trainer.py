@@ -22,13 +22,12 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from wesv.config.train import TrainConfig, config_to_dict, save_config
+from wesv.distributed import DistEnv, all_gather_objects, all_reduce_sum, barrier, cleanup_distributed, init_distributed
 from wesv.errors import WesvError
 from wesv.log import FORMAT as LOG_FORMAT
 from wesv.log import get_logger
 from wesv.trainer.checkpoint import (atomic_torch_save, link_or_copy_atomic, load_checkpoint, prune_checkpoints,
                                      rng_state, set_rng_state)
-from wesv.trainer.distributed import (DistEnv, all_gather_objects, all_reduce_sum, barrier, cleanup_distributed,
-                                      init_distributed)
 from wesv.trainer.method import Method, find_method
 from wesv.trainer.metrics import MetricsLog, plot_loss
 from wesv.trainer.optim import build_optimizer, build_scheduler, trainable_signature
@@ -195,7 +194,7 @@ class Trainer:
 
     # ---- checkpoints ----------------------------------------------------------------------------------------
     def _save(self, finished: bool = False, epoch_file: bool = False) -> None:
-        rngs = all_gather_objects(rng_state(), self.env)  # a collective: every rank takes part
+        rngs = all_gather_objects(rng_state())  # a collective: every rank takes part
         if self.env.is_main:
             state = {"method": self.method.state_dict(), "extra": self.method.extra_state(),
                      "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
@@ -210,7 +209,7 @@ class Trainer:
             else:
                 atomic_torch_save(state, self.latest)
             self.last_good = self.latest
-        barrier(self.env)
+        barrier()
 
     # ---- the loop -------------------------------------------------------------------------------------------
     def fit(self) -> int:
@@ -281,7 +280,7 @@ class Trainer:
     def _stop_agreed(self, stop: StopRequest) -> bool:
         """Whether any process was asked to stop (checked between epochs; the epoch checkpoint is saved)."""
         flag = torch.tensor([1.0 if stop.requested else 0.0], device=self.device if self.env.distributed else "cpu")
-        return bool(all_reduce_sum(flag, self.env).item() > 0)
+        return bool(all_reduce_sum(flag).item() > 0)
 
     def _nonfinite(self, value: float) -> None:
         where_ = (f"epoch {self.epoch + 1}, batch {self.batch_in_epoch + 1}, step {self.global_step + 1}")
@@ -381,7 +380,7 @@ class Trainer:
         value = loss.item()
         flags = [0.0 if math.isfinite(value) else 1.0, 1.0 if stop.requested else 0.0]
         if self.env.distributed:  # every rank must take the same branch
-            flags = all_reduce_sum(torch.tensor(flags, device=self.device), self.env).tolist()
+            flags = all_reduce_sum(torch.tensor(flags, device=self.device)).tolist()
         return value, flags
 
     def _optimizer_step(self, logs: dict) -> dict:
@@ -405,7 +404,7 @@ class Trainer:
         keys = sorted(stats.sums)
         totals = torch.tensor([stats.loss_sum, stats.steps, stats.samples] + [float(stats.sums[k]) for k in keys],
                               dtype=torch.float64, device=self.device if env.distributed else "cpu")
-        all_reduce_sum(totals, env)
+        all_reduce_sum(totals)
         steps = max(1.0, float(totals[1]))
         record = {"kind": "epoch", "epoch": epoch + 1, "step": self.global_step, "loss": float(totals[0]) / steps,
                   "lr": self.current_lr()}

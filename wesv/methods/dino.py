@@ -7,16 +7,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from wesv import distributed as dist
+from wesv.data.views import ViewsConfig, ViewsDataset, build_views_dataset
 from wesv.errors import WesvError
 from wesv.log import get_logger
-from wesv.ssl import dist
-from wesv.ssl.ema import ema_update_, frozen_copy
-from wesv.ssl.heads import DinoHead
-from wesv.ssl.schedules import cosine_schedule, linear_warmup
-from wesv.ssl.views import ViewsConfig, ViewsDataset, build_views_dataset
+from wesv.nn.ema import ema_update_, frozen_copy
+from wesv.nn.heads import DinoHead
+from wesv.nn.schedules import cosine_schedule, linear_warmup
 from wesv.trainer.method import DataInfo, Method, register_method
 
-log = get_logger("wesv.ssl.dino")
+log = get_logger("wesv.methods.dino")
 
 
 @dataclass

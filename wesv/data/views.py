@@ -1,6 +1,6 @@
 """Multi-view dataset for DINO / MoCo: K global + L local augmented crops per utterance (seams 2 and 4)."""
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Callable
 
 import numpy as np
@@ -15,12 +15,18 @@ CLUSTER_VIEWS = ("global", "local", "all")
 
 
 @dataclass
-class ViewsConfig:
-    """How views are cut; DINO and MoCo configs inherit these fields (flat in the ``method:`` section)."""
+class GlobalViewsConfig:
+    """Global crops only (MoCo inherits these fields, flat in its ``method:`` section)."""
 
     num_global: int = 2
     global_seconds: float = 3.0
     global_seconds_max: float | None = None  # a length range: one length per batch (and group) in [min, max]
+
+
+@dataclass
+class ViewsConfig(GlobalViewsConfig):
+    """Global and local crops, optionally cut from other utterances of a cluster (DINO inherits these fields)."""
+
     num_local: int = 4
     local_seconds: float = 2.0
     local_seconds_max: float | None = None
@@ -194,9 +200,18 @@ class ViewsDataset(Dataset):
     collate_fn = collate
 
 
-def build_views_dataset(cfg: ViewsConfig, train_dir: str, augmenter: Callable | None, seed: int,
+def as_views_config(cfg: GlobalViewsConfig) -> ViewsConfig:
+    """The full view settings of a method config; one with global views only gets no local or cluster views."""
+    if isinstance(cfg, ViewsConfig):
+        return cfg
+    fields = {k: v for k, v in asdict(cfg).items() if k in GlobalViewsConfig.__dataclass_fields__}
+    return ViewsConfig(**fields, num_local=0)
+
+
+def build_views_dataset(cfg: GlobalViewsConfig, train_dir: str, augmenter: Callable | None, seed: int,
                         sample_rate: int = 16000, short: str = "repeat", resample: bool = False) -> ViewsDataset:
     """The multi-view dataset of a training data dir: reads its wav.scp only (never its utt2spk)."""
+    cfg = as_views_config(cfg)
     wav_scp_path = os.path.join(train_dir, "wav.scp")
     if not os.path.isfile(wav_scp_path):
         raise WesvError(f"{wav_scp_path}: missing; data.train must be a Kaldi data dir with a wav.scp")

@@ -6,22 +6,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from wesv import distributed as dist
+from wesv.data.views import GlobalViewsConfig, ViewsDataset, build_views_dataset
 from wesv.errors import WesvError
-from wesv.ssl import dist
-from wesv.ssl.ema import ema_update_, frozen_copy
-from wesv.ssl.heads import ProjectionHead
-from wesv.ssl.views import ViewsConfig, ViewsDataset, build_views_dataset
+from wesv.nn.ema import ema_update_, frozen_copy
+from wesv.nn.heads import ProjectionHead
 from wesv.trainer.method import DataInfo, Method, register_method
 
 
 @dataclass
-class MocoConfig(ViewsConfig):
-    """MoCo settings (METHODS.md); two 2–3 s crops per utterance by default."""
+class MocoConfig(GlobalViewsConfig):
+    """MoCo settings (METHODS.md); two 2–3 s crops per utterance by default, no local views."""
 
     num_global: int = 2
     global_seconds: float = 2.0
     global_seconds_max: float | None = 3.0
-    num_local: int = 0
     proj_dim: int = 128
     proj_hidden_dim: int = 2048  # 0: a single linear projection
     queue_size: int = 65536
@@ -54,8 +53,8 @@ class Moco(Method):
 
     def __init__(self, cfg: MocoConfig, encoder: nn.Module, data_info: DataInfo):
         super().__init__(cfg, encoder, data_info)
-        if cfg.num_global + cfg.num_local < 2:
-            raise WesvError("MoCo needs two views: set method.num_global: 2 (and method.num_local: 0)")
+        if cfg.num_global < 2:
+            raise WesvError(f"MoCo needs two views: set method.num_global: 2 (got {cfg.num_global})")
         if cfg.queue_size < 1:
             raise WesvError(f"method.queue_size must be >= 1 (got {cfg.queue_size})")
         self.head = ProjectionHead(encoder.embed_dim, cfg.proj_dim, cfg.proj_hidden_dim)

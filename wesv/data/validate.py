@@ -1,0 +1,186 @@
+"""Validation of Kaldi data dirs: every problem listed as ``file:line: what — fix``, optionally audio checks."""
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from wesv.data.datadir import Table, c_sorted, format_problems, scan_table, trials_paths
+from wesv.errors import WesvError, where
+
+MAX_PER_KIND = 20  # mismatch messages listed per kind before summarising, so a broken 1M-line dir stays readable
+
+
+@dataclass
+class ValidationSummary:
+    """What a valid data dir holds."""
+
+    path: str
+    num_utts: int
+    num_speakers: int | None
+    num_trials: int | None = None  # over all trial lists
+    num_target: int | None = None
+    trials: dict[str, tuple[int, int]] = field(default_factory=dict)  # list name -> (trials, targets)
+
+    def __str__(self) -> str:
+        parts = [f"{self.num_utts:,} utterances"]
+        parts.append(f"{self.num_speakers:,} speakers" if self.num_speakers is not None else "no utt2spk")
+        if len(self.trials) == 1:
+            parts.append(f"{self.num_trials:,} trials ({self.num_target:,} target)")
+        elif self.trials:
+            parts.append("trials " + ", ".join(f"{name} {n:,} ({t:,} target)" for name, (n, t) in self.trials.items()))
+        return f"{self.path}: OK — " + ", ".join(parts)
+
+
+class _Capped:
+    """Collects mismatch messages per kind, listing the first few of each and counting the rest."""
+
+    def __init__(self, problems: list[str]):
+        self.problems, self.counts, self.tails = problems, Counter(), {}
+
+    def add(self, kind: str, msg: str, tail: str) -> None:
+        self.counts[kind] += 1
+        if self.counts[kind] <= MAX_PER_KIND:
+            self.problems.append(msg)
+        self.tails[kind] = tail
+
+    def close(self) -> None:
+        for kind, n in self.counts.items():
+            if n > MAX_PER_KIND:
+                self.problems.append(f"... {n - MAX_PER_KIND} more {kind} — {self.tails[kind]}")
+
+
+def validate_data_dir(path: str, check_trials: bool = True, *, check_audio: bool = False,
+                      sample_rate: int | None = None) -> ValidationSummary:
+    """Check a data dir; raise one ``WesvError`` listing every problem as ``file:line: what — fix``."""
+    from wesv.data.trials import scan_trials  # trials.py imports this module's writers
+
+    fix = f"run tools/fix_data_dir.sh {path}"
+    regen = f"regenerate it: tools/utt2spk_to_spk2utt.sh {os.path.join(path, 'utt2spk')} > " \
+            f"{os.path.join(path, 'spk2utt')} (or {fix})"
+    if not os.path.isdir(path):
+        raise WesvError(f"{path}: not a directory — give a Kaldi data dir holding wav.scp")
+    problems: list[str] = []
+    capped = _Capped(problems)
+    files = {name: os.path.join(path, name) for name in ("wav.scp", "utt2spk", "spk2utt")}
+    wav = utt2spk = spk2utt = None
+    if os.path.isfile(files["wav.scp"]):
+        wav = scan_table(files["wav.scp"], 2, fix_hint=fix)
+        problems += wav.problems
+        _check_wav_values(wav, problems)
+    else:
+        problems.append(f"{files['wav.scp']}: missing — every data dir needs wav.scp ('utt-id path-or-pipe' lines)")
+    if os.path.isfile(files["utt2spk"]):
+        utt2spk = scan_table(files["utt2spk"], 2, 2, fix_hint=fix)
+        problems += utt2spk.problems
+    if os.path.isfile(files["spk2utt"]):
+        spk2utt = scan_table(files["spk2utt"], 2, fix_hint=fix)
+        problems += spk2utt.problems
+        if utt2spk is None:
+            problems.append(f"{files['spk2utt']}: present without utt2spk — create utt2spk from it or delete it")
+
+    if wav is not None and utt2spk is not None:
+        for utt, n in utt2spk.lineno.items():
+            if utt not in wav.values:
+                capped.add("utt2spk utterances missing from wav.scp",
+                           f"{where(utt2spk.path, n)}: utterance {utt!r} has no line in wav.scp — {fix}", fix)
+        for utt, n in wav.lineno.items():
+            if utt not in utt2spk.values:
+                capped.add("wav.scp utterances missing from utt2spk",
+                           f"{where(wav.path, n)}: utterance {utt!r} has no speaker in utt2spk — {fix}", fix)
+    if utt2spk is not None and spk2utt is not None:
+        _check_spk2utt(utt2spk, spk2utt, capped, regen)
+
+    counts: dict[str, tuple[int, int]] = {}
+    if check_trials and wav is not None:
+        for tpath in trials_paths(path):
+            trials, tproblems = scan_trials(tpath)
+            problems += tproblems
+            counts[os.path.relpath(tpath, path)] = (len(trials), trials.num_target)
+            _check_trial_utts(tpath, wav.values, capped)
+
+    if check_audio and wav is not None:
+        _check_audio(wav, sample_rate, capped)
+    capped.close()
+    if problems:
+        raise WesvError(format_problems(f"data dir {path} is not valid", problems))
+    speakers = None if utt2spk is None else len(set(utt2spk.values.values()))
+    num_trials = sum(n for n, _ in counts.values()) if counts else None
+    num_target = sum(t for _, t in counts.values()) if counts else None
+    return ValidationSummary(path, len(wav.values), speakers, num_trials, num_target, counts)
+
+
+def _check_wav_values(wav: Table, problems: list[str]) -> None:
+    for utt, value in wav.values.items():
+        if " " in value.strip() and not value.rstrip().endswith("|"):
+            problems.append(
+                f"{where(wav.path, wav.lineno[utt])}: value {value!r} has spaces but is not a pipe ending in '|' — "
+                "give one path without spaces, a command ending in ' |', or file.ark:offset")
+
+
+def _check_spk2utt(utt2spk: Table, spk2utt: Table, capped: _Capped, regen: str) -> None:
+    expected: dict[str, list[str]] = {}
+    for utt, spk in utt2spk.values.items():
+        expected.setdefault(spk, []).append(utt)
+    for spk, n in spk2utt.lineno.items():
+        listed = spk2utt.values[spk].split()
+        loc = where(spk2utt.path, n)
+        if spk not in expected:
+            capped.add("spk2utt speakers unknown to utt2spk",
+                       f"{loc}: speaker {spk!r} has no utterance in utt2spk — {regen}", regen)
+            continue
+        dup = [u for u, c in Counter(listed).items() if c > 1]
+        extra = [u for u in listed if utt2spk.values.get(u) != spk]
+        missing = sorted(set(expected[spk]) - set(listed))
+        if dup or extra or missing:
+            what = []
+            if extra:
+                what.append(f"lists {extra[0]!r}" + (f" (+{len(extra) - 1} more)" if len(extra) > 1 else "") +
+                            " which utt2spk does not give to this speaker")
+            if missing:
+                what.append(f"lacks {missing[0]!r}" + (f" (+{len(missing) - 1} more)" if len(missing) > 1 else "")
+                            + " which utt2spk gives to it")
+            if dup:
+                what.append(f"repeats {dup[0]!r}")
+            capped.add("spk2utt lines inconsistent with utt2spk",
+                       f"{loc}: speaker {spk!r} {'; '.join(what)} — {regen}", regen)
+    for spk in c_sorted(set(expected) - set(spk2utt.values)):
+        first = utt2spk.lineno[expected[spk][0]]
+        capped.add("utt2spk speakers missing from spk2utt",
+                   f"{spk2utt.path}: speaker {spk!r} (utt2spk line {first}) is missing — {regen}", regen)
+
+
+def _check_trial_utts(tpath: str, utts: Mapping[str, str], capped: _Capped) -> None:
+    hint = "use utterance ids from wav.scp, or drop these trials (tools/fix_data_dir.sh removes them)"
+    with open(tpath, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            fields = line.split()
+            if len(fields) != 3:
+                continue  # already reported by scan_trials
+            for side, utt in zip(("enroll", "test"), fields[:2]):
+                if utt not in utts:
+                    capped.add("trials naming unknown utterances",
+                               f"{where(tpath, lineno)}: {side} utterance {utt!r} is not in wav.scp — {hint}", hint)
+
+
+def _check_audio(wav: Table, sample_rate: int | None, capped: _Capped) -> None:
+    from tqdm import tqdm
+
+    from wesv.data.audio import audio_info
+
+    hint = "fix or remove these files (tools/fix_data_dir.sh keeps what wav.scp lists)"
+    for utt, spec in tqdm(wav.values.items(), total=len(wav.values), desc="checking audio", unit="utt",
+                          disable=len(wav.values) < 1000):
+        try:
+            num, rate = audio_info(spec, utt=utt)
+        except WesvError as err:
+            capped.add("unreadable audio files", f"{where(wav.path, wav.lineno[utt])}: {err}", hint)
+            continue
+        if num == 0:
+            capped.add("unreadable audio files", f"{where(wav.path, wav.lineno[utt])}: {spec!r} holds no samples "
+                       f"— {hint}", hint)
+        elif sample_rate is not None and rate != sample_rate:
+            capped.add("files at the wrong sample rate",
+                       f"{where(wav.path, wav.lineno[utt])}: {spec!r} is {rate} Hz, expected {sample_rate} Hz — "
+                       "resample it (sox in.wav -r 16000 out.wav) or train with resampling on", hint)

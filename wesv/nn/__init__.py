@@ -1,0 +1,1 @@
+"""Network building blocks shared by encoders and methods: pooling layers, projection heads, EMA helpers, schedules."""
