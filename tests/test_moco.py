@@ -122,3 +122,14 @@ def test_moco_trains_through_the_trainer(tmp_path, nproc):
     assert int(ckpt["method"]["queue_ptr"]) == 4 * 4 * nproc
     queue = ckpt["method"]["queue"]
     assert queue.shape == (64, 8) and torch.allclose(queue.norm(dim=1), torch.ones(64), atol=1e-5)
+
+
+def test_local_views_are_rejected_by_name(tmp_path):
+    from wesv.config import load_config
+    from wesv.errors import WesvError
+
+    cfg = tmp_path / "moco.yaml"
+    cfg.write_text("type: moco\ndata:\n  train: data/train\nencoder:\n  name: ecapa_tdnn_small\n"
+                   "method:\n  num_global: 2\n  num_local: 2\n")
+    with pytest.raises(WesvError, match=r"moco.yaml:8: method.num_local: unknown key"):
+        load_config(str(cfg))

@@ -53,7 +53,7 @@ def _ssl_config(tmp_path, data: str, method_type: str, method_body: str) -> str:
 @pytest.mark.parametrize("method_type,method_body", [
     ("dino", "num_global: 2\n  global_seconds: 0.4\n  num_local: 2\n  local_seconds: 0.25\n  out_dim: 64\n"
              "  hidden_dim: 32\n  bottleneck_dim: 16\n  collapse_grace_epochs: 5"),
-    ("moco", "num_global: 2\n  global_seconds: 0.4\n  num_local: 0\n  proj_dim: 16\n  proj_hidden_dim: 32\n"
+    ("moco", "num_global: 2\n  global_seconds: 0.4\n  proj_dim: 16\n  proj_hidden_dim: 32\n"
              "  queue_size: 8\n  shuffle_bn_chunks: 2"),
 ])
 def test_ssl_training_never_opens_true_labels(tmp_path, watched_corpus, method_type, method_body):
