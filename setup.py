@@ -6,6 +6,8 @@ setup(
     version="0.1.0",
     description="Self-supervised speaker verification: DINO, MoCo, pseudo-labels, C-DINO, DLG-LC, WavLM",
     packages=find_packages(include=["wesv", "wesv.*"]),
+    # The recipes' shell tools (python -m wesv.bin.tools_dir prints where they are installed).
+    package_data={"wesv": ["recipe_tools/*.sh", "recipe_tools/*.py"]},
     python_requires=">=3.10",
     install_requires=[
         # A range, not a pin: the README installs torch==2.13.0 first (a CPU build on the dev machines).
@@ -34,6 +36,7 @@ setup(
             "wesv-validate-data-dir=wesv.bin.validate_data_dir:main",
             "wesv-make-corpus=wesv.bin.make_corpus:main",
             "wesv-cluster=wesv.bin.cluster:main",
+            "wesv-tools-dir=wesv.bin.tools_dir:main",
         ],
     },
 )

@@ -214,6 +214,12 @@ def option(cmd: str, name: str) -> str | None:
     return words[words.index(name) + 1] if name in words else None
 
 
+def extras(cmd: str) -> list[str]:
+    """Every --extra value of a printed command line."""
+    words = shlex.split(cmd)
+    return [words[i + 1] for i, w in enumerate(words) if w == "--extra"]
+
+
 def tool(cmd: str) -> str:
     """The wesv.bin tool a printed command runs ('extract' also through $cmd)."""
     words = shlex.split(cmd)
@@ -272,17 +278,211 @@ def test_mini_recipe_dry_run_every_stage(recipe):
         "python -m wesv.bin.train --config conf/supervised.yaml --exp-dir exp/supervised --resume")
 
 
-def test_recipe_refuses_bad_stage_and_missing_wesv(recipe, tmp_path):
+def bare_env(tmp_path, python: str | None = None) -> dict:
+    """A shell as a new user opens it: env -i with a minimal PATH; PYTHON (a script) becomes its only `python`."""
+    path = "/usr/bin:/bin"
+    if python is not None:
+        fake = tmp_path / "barebin"
+        fake.mkdir(exist_ok=True)
+        (fake / "python").write_text(python)
+        (fake / "python").chmod(0o755)
+        path = f"{fake}:{path}"
+    return {"PATH": path, "HOME": str(tmp_path), "LANG": "C.UTF-8"}
+
+
+NO_WESV_PYTHON = "#!/bin/sh\nexit 1\n"  # a python without wesv
+
+
+@pytest.mark.parametrize("name", ["voxceleb", "mini"])
+@pytest.mark.parametrize("python", [None, NO_WESV_PYTHON], ids=["no-python", "python-without-wesv"])
+def test_recipe_help_and_dry_run_need_no_wesv(recipe, tmp_path, name, python):
+    d = recipe(name)
+    bare = bare_env(tmp_path, python)
+    r = subprocess.run(["bash", "run.sh", "--help"], cwd=d, env=bare, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "Stages:" in r.stdout and "\n  --dry_run " in r.stdout, r.stderr
+    r = subprocess.run(["bash", "run.sh", "--dry_run", "true"], cwd=d, env=bare, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "printing the commands anyway (a real run would stop)" in r.stderr
+    assert any(tool(c) == "train" for c in commands(r.stderr)) and not (d / "exp").exists()
+    # A real run stops before its first command, saying how to get wesv.
+    r = subprocess.run(["bash", "run.sh", "--stage", "20"], cwd=d, env=bare, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 1 and "pip install -e ." in r.stderr and "] + " not in r.stderr
+
+
+def test_recipe_refuses_bad_stage(recipe):
     d = recipe("mini")
     r = run(["bash", "run.sh", "--stage", "two"], d)
     assert r.returncode != 0 and "--stage and --stop_stage take numbers" in r.stderr
-    fake = tmp_path / "nowesv"
+
+
+# ----------------------------------------------------------------------------------------------- a copied recipe
+def test_copied_recipe_finds_the_installed_tools(tmp_path):
+    """`cp -r egs/mini ~/myrecipe`: its tools -> ../../tools link points nowhere; run.sh links the installed copy."""
+    d = tmp_path / "myrecipe"
+    shutil.copytree(os.path.join(ROOT, "egs", "mini"), d, symlinks=True,
+                    ignore=shutil.ignore_patterns("exp", "data", "corpus"))
+    assert os.path.islink(d / "tools") and not (d / "tools").exists()
+    # Without the environment where wesv is installed there is nothing to link: one clear message.
+    r = subprocess.run(["bash", "run.sh", "--help"], cwd=d, env=bare_env(tmp_path), capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 1 and "tools/parse_options.sh not found" in r.stderr
+    assert "activate the environment where wesv is installed" in r.stderr and "No such file" not in r.stderr
+    r = run(["bash", "run.sh", "--help"], d)
+    assert r.returncode == 0 and "Stages:" in r.stdout, r.stderr
+    installed = subprocess.run([sys.executable, "-m", "wesv.bin.tools_dir"], env=env(), capture_output=True,
+                               text=True, check=True).stdout.strip()
+    assert os.path.realpath(d / "tools") == os.path.realpath(installed)
+    assert f"linked tools -> {installed}" in r.stderr
+    assert sorted(os.listdir(installed)) == sorted(
+        f for f in os.listdir(TOOLS) if os.path.islink(os.path.join(TOOLS, f)))  # tools/ links every one
+    r = run(["bash", "run.sh", "--dry_run", "true"], d)
+    assert r.returncode == 0, r.stderr
+    cmds = commands(r.stderr)
+    assert cmds[0].startswith("python -m wesv.bin.make_corpus") and "linked tools" not in r.stderr
+    assert any(c.startswith("tools/run_local.py ") for c in cmds)
+
+
+def test_setup_ships_the_recipe_tools():
+    """setup.py's package_data covers every file of wesv/recipe_tools (so a pip install has them)."""
+    import fnmatch
+    import runpy
+    from unittest import mock
+
+    with mock.patch("setuptools.setup") as setup:
+        runpy.run_path(os.path.join(ROOT, "setup.py"))
+    patterns = setup.call_args.kwargs["package_data"]["wesv"]
+    tools_dir = os.path.join(ROOT, "wesv", "recipe_tools")
+    for f in os.listdir(tools_dir):
+        assert any(fnmatch.fnmatch(f"recipe_tools/{f}", p) for p in patterns), f
+    assert "wesv-tools-dir=wesv.bin.tools_dir:main" in setup.call_args.kwargs["entry_points"]["console_scripts"]
+
+
+# ----------------------------------------------------------------------------------------------- --force, wall time
+FAKE_PYTHON_FAILING = """#!/bin/sh
+# 'python -m wesv.bin.X ...' records its arguments (and fails when X is $FAKE_PYTHON_FAIL); the rest: real python.
+if [ "$1" = "-m" ]; then
+  {real} -c 'import json, os, sys; open(os.environ["FAKE_PYTHON_RECORD"], "a").write(json.dumps(sys.argv[1:]) + "\\n")' "$@"
+  [ "$2" != "wesv.bin.${{FAKE_PYTHON_FAIL:-}}" ] || exit 3
+  exit 0
+fi
+exec {real} "$@"
+"""
+
+
+@pytest.fixture()
+def fake_recipe(recipe, tmp_path):
+    """The mini recipe with faked wesv tools: returns (dir, run(*args, fail=None) -> (process, calls))."""
+    d = recipe("mini")
+    fake = tmp_path / "fakepy"
     fake.mkdir()
-    (fake / "python").write_text("#!/bin/sh\nexit 1\n")  # a python without wesv
+    (fake / "python").write_text(FAKE_PYTHON_FAILING.format(real=sys.executable))
     (fake / "python").chmod(0o755)
-    r = subprocess.run(["bash", "run.sh", "--dry_run", "true"], cwd=d, capture_output=True, text=True,
-                       env=dict(os.environ, PATH=f"{fake}{os.pathsep}{os.environ['PATH']}"))
-    assert r.returncode != 0 and "pip install -e ." in r.stderr and "+ python" not in r.stderr
+    record = tmp_path / "calls.jsonl"
+
+    def recipe_run(*args, fail=None):
+        run_env = env(FAKE_PYTHON_RECORD=str(record), FAKE_PYTHON_FAIL=fail or "")
+        run_env["PATH"] = f"{fake}{os.pathsep}{run_env['PATH']}"
+        record.unlink(missing_ok=True)
+        r = subprocess.run(["bash", "run.sh", "--nj", "1", *args], cwd=d, env=run_env, capture_output=True,
+                           text=True, timeout=120)
+        calls = [json.loads(ln) for ln in record.read_text().splitlines()] if record.exists() else []
+        return r, calls
+    return d, recipe_run
+
+
+def touch(path, text="", mtime=None):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+
+
+def test_force_moves_the_old_outputs_aside_and_reruns_the_whole_stage(fake_recipe):
+    d, recipe_run = fake_recipe
+    for f in ("checkpoints/latest.pt", "encoder.pt", "emb/test/xvector.scp", "emb/train_mean/xvector.scp",
+              "eval/test.json"):
+        touch(d / "exp/supervised" / f, f)
+    touch(d / "exp/.done/stage_3", "12\n")
+    (d / "exp/supervised.old.1").mkdir()  # an earlier --force: the next free number is 2
+    # Dry run: the move is printed, and what the real run would then do (train from scratch, extract, score).
+    r, _ = recipe_run("--stage", "3", "--stop_stage", "3", "--force", "true", "--dry_run", "true")
+    assert r.returncode == 0, r.stderr
+    cmds = commands(r.stderr)
+    assert cmds[0] == "mv exp/supervised exp/supervised.old.2"
+    assert [summary(c) for c in cmds[1:]] == [
+        "train exp/supervised", "extract exp/supervised/emb/train_mean", "merge_embeddings exp/supervised/emb/train_mean",
+        "extract exp/supervised/emb/test", "merge_embeddings exp/supervised/emb/test", "score exp/supervised/scores/test",
+        "compute_metrics exp/supervised/eval/test"]
+    assert "not extracting again" not in r.stderr and (d / "exp/supervised/encoder.pt").exists()
+    # A real run moves it (nothing deleted) and runs every step again.
+    r, calls = recipe_run("--stage", "3", "--stop_stage", "3", "--force", "true")
+    assert r.returncode == 0, r.stderr
+    assert "--force true: moving the old exp/supervised aside to exp/supervised.old.2" in r.stderr
+    assert (d / "exp/supervised.old.2/checkpoints/latest.pt").read_text() == "checkpoints/latest.pt"
+    assert (d / "exp/supervised.old.2/emb/test/xvector.scp").exists() and (d / "exp/supervised.old.1").is_dir()
+    assert [c[1].rsplit(".", 1)[-1] for c in calls] == [
+        "train", "extract", "merge_embeddings", "extract", "merge_embeddings", "score", "compute_metrics"]
+    assert (d / "exp/.done/stage_3").is_file()
+    # Without --force a done stage is skipped, and nothing is moved.
+    r, calls = recipe_run("--stage", "3", "--stop_stage", "3")
+    assert calls == [] and "already done" in r.stderr and not (d / "exp/supervised.old.3").exists()
+
+
+def test_force_moves_the_pseudo_label_rounds_aside(recipe):
+    d = recipe("mini")
+    for f in ("exp/round1/encoder.pt", "exp/data/train_round1/cluster_report.json", "exp/dino/emb/train/xvector.scp",
+              "exp/purity_rounds.png"):
+        touch(d / f)
+    r = run(["bash", "run.sh", "--dry_run", "true", "--stage", "7", "--stop_stage", "7", "--force", "true"], d)
+    assert r.returncode == 0, r.stderr
+    cmds = commands(r.stderr)
+    assert cmds[:3] == ["mv exp/round1 exp/round1.old.1", "mv exp/data/train_round1 exp/data/train_round1.old.1",
+                        "mv exp/purity_rounds.png exp/purity_rounds.png.old.1"]
+    # DINO's train embeddings are stage 4's (not moved): reused; round 1 clusters again.
+    assert "exp/dino/emb/train/xvector.scp is there; not extracting again" in r.stderr
+    assert summary(cmds[3]) == "cluster exp/data/train_round1"
+
+
+def test_embeddings_older_than_their_model_are_extracted_again(recipe):
+    d = recipe("mini")
+    touch(d / "exp/dino/emb/test/xvector.scp", mtime=1_000_000)
+    touch(d / "exp/dino/emb/train_mean/xvector.scp", mtime=3_000_000)
+    touch(d / "exp/dino/encoder.pt", mtime=2_000_000)  # trained further after the test set was extracted
+    r = run(["bash", "run.sh", "--dry_run", "true", "--stage", "4", "--stop_stage", "4"], d)
+    assert r.returncode == 0, r.stderr
+    assert "exp/dino/emb/train_mean/xvector.scp is there; not extracting again" in r.stderr
+    assert "exp/dino/encoder.pt is newer than exp/dino/emb/test/xvector.scp" in r.stderr
+    assert [summary(c) for c in commands(r.stderr)][:4] == [
+        "train exp/dino", "mv", "extract exp/dino/emb/test", "merge_embeddings exp/dino/emb/test"]
+
+
+def test_wall_time_sums_the_runs_of_a_resumed_stage(fake_recipe):
+    d, recipe_run = fake_recipe
+    # A first run stops in training (the trainer fails; a kill or scancel ends the same way): its seconds are kept.
+    r, calls = recipe_run("--stage", "4", "--stop_stage", "4", fail="train")
+    assert r.returncode == 3 and [c[1] for c in calls] == ["wesv.bin.train"]
+    assert len((d / "exp/dino/.wall_seconds").read_text().split()) == 1
+    assert len((d / "exp/.done/stage_4.wall_seconds").read_text().split()) == 1
+    assert not (d / "exp/.done/stage_4").exists()
+    # Say that run had taken 1289 s (and the stage 1300 s): the resumed run reports them plus its own.
+    (d / "exp/dino/.wall_seconds").write_text("1289\n")
+    (d / "exp/.done/stage_4.wall_seconds").write_text("1300\n")
+    r, calls = recipe_run("--stage", "4", "--stop_stage", "4")
+    assert r.returncode == 0, r.stderr
+    (metrics,) = [c for c in calls if c[1] == "wesv.bin.compute_metrics"]
+    wall = metrics[metrics.index("--extra") + 1]
+    assert wall.startswith("wall time (s)=") and 1289 <= int(wall.split("=")[1]) < 1289 + 60
+    runs = [int(x) for x in (d / "exp/dino/.wall_seconds").read_text().split()]
+    assert runs[0] == 1289 and len(runs) == 2
+    assert 1300 <= int((d / "exp/.done/stage_4").read_text()) < 1360
+    assert not (d / "exp/.done/stage_4.wall_seconds").exists()
+    # --force starts the count again (the old runs' time went aside with their outputs).
+    r, calls = recipe_run("--stage", "4", "--stop_stage", "4", "--force", "true")
+    (metrics,) = [c for c in calls if c[1] == "wesv.bin.compute_metrics"]
+    assert int(metrics[metrics.index("--extra") + 1].split("=")[1]) < 60
+    assert (d / "exp/dino.old.1/.wall_seconds").exists() and int((d / "exp/.done/stage_4").read_text()) < 60
 
 
 # ----------------------------------------------------------------------------------------------- VoxCeleb SSL stages
@@ -335,7 +535,10 @@ def test_voxceleb_ssl_stages_dry_run(recipe):
         for m in ("exp/dino", "exp/pseudo_round1")]
     metrics = [c for c in cmds if tool(c) == "compute_metrics"]
     assert [option(c, "--system") for c in metrics[:3]] == [f"DINO (Vox1-{t})" for t in "OEH"]
-    assert [option(c, "--extra") for c in metrics] == [None] * 12 + ["NMI=unknown"] * 6  # NMI only for the rounds
+    # NMI only for the rounds; every system's wall time (the first of a run: a few seconds at most).
+    assert [[e for e in extras(c) if not e.startswith("wall time (s)=")] for c in metrics] == [[]] * 12 + [
+        ["NMI=unknown"]] * 6
+    assert all(0 <= int(extras(c)[-1].split("wall time (s)=")[1]) < 60 for c in metrics)
     assert option(metrics[9], "--system") == "supervised ECAPA-512 (MoCo init) (Vox1-O)"
     (plot,) = [c for c in cmds if tool(c) == "plot_rounds"]
     assert shlex.split(plot)[shlex.split(plot).index("--reports") + 1:][:2] == [
@@ -362,7 +565,7 @@ def test_voxceleb_pseudo_rounds_options(recipe):
         "exp_r34/dino/encoder.pt", "exp_r34/pseudo_round1/encoder.pt", "exp_r34/pseudo_round2/encoder.pt"]
     assert all(c.startswith("torchrun ") and "--nproc_per_node 4" in c and "--config conf/pseudo_resnet34.yaml" in c
                for c in trains)
-    assert not any("--extra" in c for c in cmds)
+    assert not any("NMI=" in c for c in cmds)
 
 
 FAKE_PYTHON = """#!/bin/sh

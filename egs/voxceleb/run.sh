@@ -24,9 +24,13 @@
 #       $exp/data/vox2_dev_roundR, train $pseudo_config from the previous encoder, evaluate (with the NMI of the
 #       clusters against $truth_utt2spk); then the NMI / purity plot over rounds ($exp/pseudo_rounds.png)
 #   20  results table $exp/RESULTS.md of every system's $exp/*/eval/vox1_{O,E,H}.json
-# A finished stage leaves $exp/.done/stage_N and is skipped next time unless --force true. Inside a stage, training
-# resumes its checkpoint, and extraction and clustering are skipped when their output exists (delete it to redo).
-# Parallel jobs go through $cmd (cmd.sh: local processes or a Slurm array); site settings in conf/slurm.conf.
+# A finished stage leaves $exp/.done/stage_N (its wall time in seconds, summed over resumed runs) and is skipped
+# next time unless --force true, which reruns every selected stage whole: its old outputs are moved aside to
+# X.old.K first (exp/dino -> exp/dino.old.1), so it trains from scratch, extracts, clusters and scores again.
+# Inside a stage, training resumes its checkpoint, and extraction and clustering are skipped when their output
+# exists and is not older than its input (the model, the embeddings). Parallel jobs go through $cmd (cmd.sh: local
+# processes or a Slurm array); site settings in conf/slurm.conf. Outside the repository (a copied recipe) tools/
+# is linked to the copy installed with wesv (see path.sh).
 set -euo pipefail
 
 stage=1
@@ -42,7 +46,7 @@ node_rank=0
 master_addr=localhost
 master_port=29500
 exp=exp
-force=false           # true: rerun stages that have a .done marker
+force=false           # true: rerun the selected stages whole (old outputs moved aside to X.old.K)
 dry_run=false         # true: print the commands instead of running them
 dino_config=conf/dino_ecapa512.yaml
 moco_config=conf/moco_ecapa512.yaml
@@ -53,15 +57,16 @@ num_clusters=7500     # pseudo-speakers per round (VoxCeleb2-dev has 5,994 speak
 num_kmeans=50000      # k-means clusters before the agglomeration of their centroids down to $num_clusters
 truth_utt2spk=data/vox2_dev/utt2spk   # true labels, read only to measure NMI / purity; empty: no labels
 
-. ./path.sh
+. ./path.sh   # finds wesv's shell tools (tools/); the python with wesv is needed for real runs only
 . ./cmd.sh
 . tools/parse_options.sh
 [[ $stage =~ ^[0-9]+$ && $stop_stage =~ ^[0-9]+$ ]] || { echo "$0: --stage and --stop_stage take numbers" >&2; exit 1; }
 
-. tools/recipe.sh   # log, step, begin/finish (stage markers), train, extract
+. tools/recipe.sh   # log, step, begin/finish (stage markers, --force), system wall time, train, extract
 
 # evaluate SYSTEM MODEL_DIR: score every VoxCeleb1 trial list (mean of VoxCeleb2-dev subtracted) and compute metrics
-# (with the fields of $metrics_extra, e.g. --extra NMI=0.95, in each JSON).
+# (with the fields of $metrics_extra, e.g. --extra NMI=0.95, in each JSON, and the system's wall time when it was
+# timed with system_begin).
 evaluate() {
   local name=$1 dir=$2 t
   for t in O E H; do
@@ -69,66 +74,72 @@ evaluate() {
     step python -m wesv.bin.score --trials data/vox1/trials_$t \
       --enroll-emb "$dir/emb/vox1/xvector.scp" --test-emb "$dir/emb/vox1/xvector.scp" \
       --mean-emb "$dir/emb/vox2_dev/xvector.scp" --out "$dir/scores/vox1_$t.score"
+    local wall=()
+    [ "$system_dir" != "$dir" ] || wall=(--extra "wall time (s)=$(system_seconds)")
     step python -m wesv.bin.compute_metrics --trials data/vox1/trials_$t --scores "$dir/scores/vox1_$t.score" \
       --det-png "$dir/eval/vox1_$t.png" --json "$dir/eval/vox1_$t.json" --system "$name (Vox1-$t)" \
-      ${metrics_extra[@]+"${metrics_extra[@]}"}
+      ${metrics_extra[@]+"${metrics_extra[@]}"} ${wall[@]+"${wall[@]}"}
   done
 }
 metrics_extra=()
 
 # train_eval SYSTEM DIR CONFIG [TRAIN ARGS...]: what every system of the self-supervised stages goes through: train,
-# extract VoxCeleb1 and VoxCeleb2-dev (the mean for scoring), evaluate Vox1-O/E/H.
+# extract VoxCeleb1 and VoxCeleb2-dev (the mean for scoring), evaluate Vox1-O/E/H; timed (system_begin).
 train_eval() {
   local name=$1 dir=$2 config=$3
   shift 3
+  [ "$system_dir" = "$dir" ] || system_begin "$dir"
   train "$config" "$dir" "$@"
   extract "$dir" vox1
   extract "$dir" vox2_dev
   evaluate "$name" "$dir"
 }
 
-if begin 1 "prepare VoxCeleb1 test + trials and VoxCeleb2-dev train data dirs"; then
+if begin 1 "prepare VoxCeleb1 test + trials and VoxCeleb2-dev train data dirs" data/vox1 data/vox2_dev; then
   step python -m wesv.bin.prepare_voxceleb --vox1-dir "$vox1_dir" --out data/vox1
   step python -m wesv.bin.prepare_voxceleb --vox2-dir "$vox2_dir" --out data/vox2_dev
   finish
 fi
 
-if begin 2 "prepare MUSAN and RIRS_NOISES lists"; then
+if begin 2 "prepare MUSAN and RIRS_NOISES lists" data/musan data/rirs; then
   step python -m wesv.bin.prepare_musan --musan-dir "$musan_dir" --out data/musan
   step python -m wesv.bin.prepare_rirs --rirs-dir "$rirs_dir" --out data/rirs
   finish
 fi
 
-if begin 3 "train the supervised reference ($exp/supervised)"; then
+# Stages 3-5 build one system in three steps; --force true on stage 3 moves all of $exp/supervised aside (its
+# embeddings and scores come from the model), so run stages 4 and 5 again with it (--stage 3 --stop_stage 5).
+if begin 3 "train the supervised reference ($exp/supervised)" "$exp/supervised"; then
   train conf/supervised_ecapa1024.yaml "$exp/supervised"
   finish
 fi
 
-if begin 4 "extract embeddings ($nj jobs)"; then
+if begin 4 "extract embeddings ($nj jobs)" "$exp/supervised/emb/vox1" "$exp/supervised/emb/vox2_dev"; then
   extract "$exp/supervised" vox1
   extract "$exp/supervised" vox2_dev
   finish
 fi
 
-if begin 5 "score and evaluate Vox1-O/E/H"; then
+if begin 5 "score and evaluate Vox1-O/E/H" "$exp/supervised/scores" "$exp/supervised/eval"; then
   evaluate supervised "$exp/supervised"
   finish
 fi
 
 # ======================= Self-supervised stages (from 10) =======================
-if begin 10 "DINO ($exp/dino, $dino_config)"; then
+if begin 10 "DINO ($exp/dino, $dino_config)" "$exp/dino"; then
   train_eval DINO "$exp/dino" "$dino_config"
   finish
 fi
 
-if begin 11 "MoCo ($exp/moco, $moco_config)"; then
+if begin 11 "MoCo ($exp/moco, $moco_config)" "$exp/moco"; then
   train_eval MoCo "$exp/moco" "$moco_config"
   finish
 fi
 
 # The MoCo paper's claim: a supervised classifier initialised from MoCo beats the same one from random weights.
 # Both runs share $supervised_ssl_config (only --init-from differs), so their rows in RESULTS.md compare directly.
-if begin 12 "supervised ECAPA-512 from random weights and from MoCo ($exp/supervised_ecapa512{,_moco_init})"; then
+if begin 12 "supervised ECAPA-512 from random weights and from MoCo ($exp/supervised_ecapa512{,_moco_init})" \
+    "$exp/supervised_ecapa512" "$exp/supervised_ecapa512_moco_init"; then
   [ -f "$exp/moco/encoder.pt" ] || $dry_run || { log "no $exp/moco/encoder.pt: run stage 11 (MoCo) first"; exit 1; }
   train_eval "supervised ECAPA-512" "$exp/supervised_ecapa512" "$supervised_ssl_config"
   train_eval "supervised ECAPA-512 (MoCo init)" "$exp/supervised_ecapa512_moco_init" "$supervised_ssl_config" \
@@ -149,16 +160,17 @@ print(round(r["metrics"]["nmi"], 4))' "$1"
 # pseudo_round R PREV: round R of pseudo-labelling from the model in PREV. Cluster PREV's VoxCeleb2-dev embeddings
 # into $exp/data/vox2_dev_roundR (a data dir whose utt2spk holds cluster ids, beside the models it came from;
 # $truth_utt2spk is read only to measure NMI / purity), train $pseudo_config on it from PREV's encoder into
-# $exp/pseudo_roundR, evaluate. Each step is skipped when its output exists (training resumes), so a killed round
-# goes on where it stopped.
+# $exp/pseudo_roundR, evaluate. Each step is skipped when its output exists and is not older than its input
+# (training resumes), so a killed round goes on where it stopped.
 pseudo_round() {
   local r=$1 prev=$2 dir=$exp/pseudo_round$1 labels=$exp/data/vox2_dev_round$1
   [ -f "$prev/encoder.pt" ] || $dry_run || { log "no $prev/encoder.pt: train it first (stage 10: DINO)"; exit 1; }
   log "pseudo-label round $r of $num_rounds: from $prev"
+  system_begin "$dir"
   extract "$prev" vox2_dev
   local truth=()
   [ -z "$truth_utt2spk" ] || truth=(--truth-utt2spk "$truth_utt2spk")
-  if produced "$labels/cluster_report.json"; then
+  if up_to_date "$labels/cluster_report.json" "$prev/emb/vox2_dev/xvector.scp" "$labels"; then
     log "$labels/cluster_report.json is there; not clustering again"
   else
     step python -m wesv.bin.cluster --emb "$prev/emb/vox2_dev/xvector.scp" --data data/vox2_dev --out "$labels" \
@@ -170,7 +182,9 @@ pseudo_round() {
   metrics_extra=()
 }
 
-if begin 13 "iterative pseudo-labels from DINO: $num_rounds rounds of extract -> cluster -> train -> evaluate"; then
+if begin 13 "iterative pseudo-labels from DINO: $num_rounds rounds of extract -> cluster -> train -> evaluate" \
+    $(for r in $(seq 1 "$num_rounds"); do echo "$exp/pseudo_round$r $exp/data/vox2_dev_round$r"; done) \
+    "$exp/pseudo_rounds.png"; then
   prev=$exp/dino
   for r in $(seq 1 "$num_rounds"); do
     pseudo_round "$r" "$prev"
@@ -186,7 +200,7 @@ fi
 
 # (C-DINO, DLG-LC and WavLM fine-tuning stages go here, numbered 14 to 19.)
 
-if begin 20 "results table of every system ($exp/RESULTS.md)"; then
+if begin 20 "results table of every system ($exp/RESULTS.md)" "$exp/RESULTS.md"; then
   results=()
   for t in O E H; do  # grouped by trial list, systems in name order within each
     for f in "$exp"/*/eval/vox1_$t.json; do [ ! -f "$f" ] || results+=("$f"); done
