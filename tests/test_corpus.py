@@ -181,3 +181,28 @@ def test_cli_and_baseline_embeddings(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         make_main(["--out", out, "--snr", "nonsense"])
     assert e.value.code == 2
+
+
+def test_only_augment_sets_for_a_corpus_of_ones_own(tmp_path, capsys):
+    """make_corpus --only-augment-sets: the MUSAN / RIRS_NOISES stand-ins alone, in the prepared formats."""
+    from badinput import assert_clean_error, run_entry, tree_digest
+
+    out = tmp_path / "aug"
+    sizes = ["--num-noise", "1", "--num-music", "1", "--num-speech", "1", "--rooms-per-class", "1",
+             "--rirs-per-room", "1"]
+    assert run_entry("make_corpus", ["--out", out, "--only-augment-sets", *sizes], capsys).code == 0
+    assert sorted(os.listdir(out)) == ["noise", "rirs"]  # no speakers, trials or meta.json
+    noise = read_scp(str(out / "noise/wav.scp"))
+    assert sorted(k.split("/")[0] for k in noise) == ["music", "noise", "speech"]
+    prepare_musan(str(out / "noise"), str(tmp_path / "musan"))
+    assert read_scp(str(tmp_path / "musan/wav.scp")) == noise
+    rirs = read_scp(str(out / "rirs/wav.scp"))
+    assert sorted(k.split("/")[0] for k in rirs) == ["largeroom", "mediumroom", "smallroom"]
+    prepare_rirs(str(out / "rirs"), str(tmp_path / "rirs"))
+    assert read_scp(str(tmp_path / "rirs/wav.scp")) == rirs
+    before = tree_digest(str(out))
+    outcome = run_entry("make_corpus", ["--out", out, "--only-augment-sets", "--num-noise", "0", "--num-music", "0",
+                                        "--num-speech", "0"], capsys)
+    assert_clean_error(outcome, "at least one noise/music/speech clip")
+    assert tree_digest(str(out)) == before
+    assert run_entry("make_corpus", ["--out", out, "--only-augment-sets", "--no-augment-sets"], capsys).code == 2

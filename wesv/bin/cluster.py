@@ -19,30 +19,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="new data dir for the pseudo-labels (e.g. data/train_round1)")
     p.add_argument("--algorithm", choices=ALGORITHMS, default="kmeans_ahc",
                    help="kmeans_ahc: k-means to --num-kmeans clusters, then average-linkage AHC of the centroids; "
-                        "ahc: exact AHC of all points (small sets); kmeans: spherical k-means alone")
+                        "ahc: exact AHC of all points (small sets); kmeans: spherical k-means alone (default: %(default)s)")
     p.add_argument("--method", dest="method_alias", choices=ALGORITHMS, default=None,
                    help="deprecated alias of --algorithm")
-    p.add_argument("--num-clusters", type=int, default=None, help="target number of pseudo-speakers K")
+    p.add_argument("--num-clusters", type=int, default=None,
+                   help="target number of pseudo-speakers K (set it near the number of speakers expected; "
+                        "ahc and kmeans_ahc may use --threshold instead)")
     p.add_argument("--num-kmeans", type=int, default=None,
                    help="k-means clusters before agglomeration (kmeans_ahc; default 4 x K)")
     p.add_argument("--threshold", type=float, default=None,
-                   help="stop merging at this average cosine distance (ahc, kmeans_ahc)")
-    p.add_argument("--min-cluster-size", type=int, default=1, help="drop clusters with fewer kept utterances")
+                   help="stop merging at this average cosine distance (ahc, kmeans_ahc; default: merge down to "
+                        "--num-clusters)")
+    p.add_argument("--min-cluster-size", type=int, default=1,
+                   help="drop clusters with fewer kept utterances than this (default: %(default)s, keep all)")
     p.add_argument("--keep-fraction", type=float, default=1.0,
-                   help="keep this fraction of utterances, those closest to their cluster centroid")
-    p.add_argument("--kmeans-iters", type=int, default=20)
+                   help="keep this fraction of utterances, those closest to their cluster centroid "
+                        "(default: %(default)s, keep all)")
+    p.add_argument("--kmeans-iters", type=int, default=20, help="k-means iterations (default: %(default)s)")
     p.add_argument("--kmeans-backend", choices=BACKENDS, default="auto",
-                   help="faiss, or torch (GPU without faiss-gpu; auto picks)")
+                   help="faiss, or torch (GPU without faiss-gpu); auto picks (default: %(default)s)")
     p.add_argument("--kmeans-index", choices=KMEANS_INDEXES, default="auto",
-                   help="faiss CPU assignment while training: exact flat or approximate HNSW (auto: HNSW from 20 k "
-                        "clusters)")
+                   help="faiss CPU assignment while training: exact flat or approximate HNSW (default: "
+                        "%(default)s, HNSW from 20 k clusters)")
     p.add_argument("--kmeans-max-points-per-centroid", type=int, default=None,
                    help="train k-means on a subsample of this many points per cluster (default: all points)")
     p.add_argument("--kmeans-assign-dtype", choices=ASSIGN_DTYPES, default="float32",
-                   help="torch backend: matmul type of the assignment (bfloat16 is faster on a GPU)")
-    p.add_argument("--truth-utt2spk", default=None, help="true utt2spk, read only to measure NMI/purity")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+                   help="torch backend: matmul type of the assignment (bfloat16 is faster on a GPU; default: "
+                        "%(default)s)")
+    p.add_argument("--truth-utt2spk", default=None,
+                   help="true utt2spk, read only to measure NMI/purity into cluster_report.json (default: none)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the k-means initialisation and subsampling (default: %(default)s)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where the torch backend and AHC run; auto: the GPU if there is one (default: %(default)s)")
     return p
 
 

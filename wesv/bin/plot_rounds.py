@@ -8,13 +8,19 @@ from wesv.cluster.plot import plot_rounds
 from wesv.log import get_logger
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line options of ``python -m wesv.bin.plot_rounds``."""
+    p = argparse.ArgumentParser(prog="python -m wesv.bin.plot_rounds", description=__doc__)
+    p.add_argument("--reports", nargs="+", required=True,
+                   help="cluster_report.json of each round, in round order (written by cluster --truth-utt2spk)")
+    p.add_argument("--out", required=True, help="PNG to write")
+    return p
+
+
 @entry_point
 def main(argv: list[str] | None = None) -> int:
     """Parse options, plot the rounds and log one line per round."""
-    p = argparse.ArgumentParser(prog="python -m wesv.bin.plot_rounds", description=__doc__)
-    p.add_argument("--reports", nargs="+", required=True, help="cluster_report.json of each round")
-    p.add_argument("--out", required=True, help="PNG to write")
-    args = p.parse_args(argv)
+    args = build_parser().parse_args(argv)
     logger = get_logger("wesv.cluster")
     for row in plot_rounds(args.reports, args.out):
         logger.info("%s: NMI %.4f purity %.4f inverse purity %.4f clusters %d", row["round"], row["nmi"],

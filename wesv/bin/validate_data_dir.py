@@ -5,9 +5,8 @@ from wesv.cli import entry_point
 from wesv.data.validate import validate_data_dir
 
 
-@entry_point
-def main(argv: list[str] | None = None) -> int:
-    """Validate DIR; print a one-line summary, or exit 2 with every problem."""
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line options of ``python -m wesv.bin.validate_data_dir`` (``tools/validate_data_dir.sh``)."""
     parser = argparse.ArgumentParser(prog="validate_data_dir", description=__doc__)
     parser.add_argument("data_dir", help="Kaldi data dir holding wav.scp (and utt2spk, spk2utt, trials)")
     parser.add_argument("--no-trials", action="store_true", help="do not check DIR/trials")
@@ -15,7 +14,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="also open every audio file (runs pipes; slow on big dirs)")
     parser.add_argument("--sample-rate", type=int, default=None,
                         help="with --check-audio, require this sample rate")
-    args = parser.parse_args(argv)
+    return parser
+
+
+@entry_point
+def main(argv: list[str] | None = None) -> int:
+    """Validate DIR; print a one-line summary, or exit 2 with every problem."""
+    args = build_parser().parse_args(argv)
     summary = validate_data_dir(args.data_dir, check_trials=not args.no_trials, check_audio=args.check_audio,
                                 sample_rate=args.sample_rate)
     print(summary)

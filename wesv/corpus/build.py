@@ -111,13 +111,47 @@ def _write_data_dir(path: str, wav: dict[str, str], utt2spk: dict[str, str]) -> 
     write_scp(os.path.join(path, "spk2utt"), utt2spk_to_spk2utt(utt2spk))
 
 
-def make_corpus(out: str, seed: int = 0, **overrides) -> dict:
-    """Generate the corpus into ``out`` (see :class:`CorpusConfig` for ``overrides``); returns the meta dict."""
+def write_augment_sets(out: str, seed: int, cfg: CorpusConfig) -> dict[str, int]:
+    """Write ``out/noise`` (MUSAN-like noise, music, single talkers) and ``out/rirs`` (simulated RIRs), each with its
+    ``wav.scp``; return the counts per kind."""
+    logger.info("writing augmentation sets (noise/music/speech, simulated RIRs)")
+    noise = write_noise_set(os.path.join(out, "noise"), seed, cfg.num_noise, cfg.num_music, cfg.num_speech)
+    write_scp(os.path.join(out, "noise", "wav.scp"), noise)
+    rirs = write_rir_set(os.path.join(out, "rirs"), np.random.default_rng([seed, 8]), cfg.rooms_per_class,
+                         cfg.rirs_per_room)
+    write_scp(os.path.join(out, "rirs", "wav.scp"), rirs)
+    return {"noise": sum(k.startswith("noise/") for k in noise), "music": sum(k.startswith("music/") for k in noise),
+            "speech": sum(k.startswith("speech/") for k in noise), "rirs": len(rirs)}
+
+
+def _config(overrides: dict) -> CorpusConfig:
     names = {f.name for f in fields(CorpusConfig)}
     bad = sorted(set(overrides) - names)
     if bad:
         raise WesvError(f"make_corpus: unknown option(s) {', '.join(bad)}; known: {', '.join(sorted(names))}")
-    cfg = CorpusConfig(**overrides)
+    return CorpusConfig(**overrides)
+
+
+def make_augment_sets(out: str, seed: int = 0, **overrides) -> dict[str, int]:
+    """Only the augmentation sets, ``out/noise`` and ``out/rirs`` (for a corpus of one's own without MUSAN or
+    RIRS_NOISES); ``overrides`` as for :func:`make_corpus` (the sizes ``num_noise`` ... ``rirs_per_room``)."""
+    cfg = _config(overrides)
+    for name in ("num_noise", "num_music", "num_speech", "rooms_per_class", "rirs_per_room"):
+        if getattr(cfg, name) < 0:
+            raise WesvError(f"make_corpus: --{name.replace('_', '-')} must be >= 0, got {getattr(cfg, name)}")
+    if cfg.num_noise + cfg.num_music + cfg.num_speech == 0 or cfg.rooms_per_class * cfg.rirs_per_room == 0:
+        raise WesvError("make_corpus --only-augment-sets: need at least one noise/music/speech clip and one RIR")
+    out = os.path.abspath(out)
+    os.makedirs(out, exist_ok=True)
+    counts = write_augment_sets(out, seed, cfg)
+    logger.info("augmentation sets written: %s (augment.noise_dir: %s, augment.rir_dir: %s)", counts,
+                os.path.join(out, "noise"), os.path.join(out, "rirs"))
+    return counts
+
+
+def make_corpus(out: str, seed: int = 0, **overrides) -> dict:
+    """Generate the corpus into ``out`` (see :class:`CorpusConfig` for ``overrides``); returns the meta dict."""
+    cfg = _config(overrides)
     cfg.validate()
     out = os.path.abspath(out)
     os.makedirs(out, exist_ok=True)
@@ -165,16 +199,7 @@ def make_corpus(out: str, seed: int = 0, **overrides) -> dict:
                          cfg.target_fraction)
     write_trials(os.path.join(out, "test", "trials"), trials)
 
-    aug = {}
-    if cfg.augment_sets:
-        logger.info("writing augmentation sets (noise/music/speech, simulated RIRs)")
-        noise = write_noise_set(os.path.join(out, "noise"), seed, cfg.num_noise, cfg.num_music, cfg.num_speech)
-        write_scp(os.path.join(out, "noise", "wav.scp"), noise)
-        rirs = write_rir_set(os.path.join(out, "rirs"), np.random.default_rng([seed, 8]), cfg.rooms_per_class,
-                             cfg.rirs_per_room)
-        write_scp(os.path.join(out, "rirs", "wav.scp"), rirs)
-        aug = {"noise": sum(k.startswith("noise/") for k in noise), "music": sum(k.startswith("music/") for k in noise),
-               "speech": sum(k.startswith("speech/") for k in noise), "rirs": len(rirs)}
+    aug = write_augment_sets(out, seed, cfg) if cfg.augment_sets else {}
 
     first_two = [s for s in speakers if speakers[s]["split"] == "train"][:2]
     rows = [(s, [(u, data["train"][0][u]) for u in list(data["train"][0]) if u.startswith(s + "-")][:3])
