@@ -363,7 +363,8 @@ def test_setup_ships_the_recipe_tools():
 FAKE_PYTHON_FAILING = """#!/bin/sh
 # 'python -m wesv.bin.X ...' records its arguments (and fails when X is $FAKE_PYTHON_FAIL); the rest: real python.
 if [ "$1" = "-m" ]; then
-  {real} -c 'import json, os, sys; open(os.environ["FAKE_PYTHON_RECORD"], "a").write(json.dumps(sys.argv[1:]) + "\\n")' "$@"
+  {real} -c 'import json, os, sys
+open(os.environ["FAKE_PYTHON_RECORD"], "a").write(json.dumps(sys.argv[1:]) + "\\n")' "$@"
   [ "$2" != "wesv.bin.${{FAKE_PYTHON_FAIL:-}}" ] || exit 3
   exit 0
 fi
@@ -412,8 +413,9 @@ def test_force_moves_the_old_outputs_aside_and_reruns_the_whole_stage(fake_recip
     cmds = commands(r.stderr)
     assert cmds[0] == "mv exp/supervised exp/supervised.old.2"
     assert [summary(c) for c in cmds[1:]] == [
-        "train exp/supervised", "extract exp/supervised/emb/train_mean", "merge_embeddings exp/supervised/emb/train_mean",
-        "extract exp/supervised/emb/test", "merge_embeddings exp/supervised/emb/test", "score exp/supervised/scores/test",
+        "train exp/supervised", "extract exp/supervised/emb/train_mean",
+        "merge_embeddings exp/supervised/emb/train_mean", "extract exp/supervised/emb/test",
+        "merge_embeddings exp/supervised/emb/test", "score exp/supervised/scores/test",
         "compute_metrics exp/supervised/eval/test"]
     assert "not extracting again" not in r.stderr and (d / "exp/supervised/encoder.pt").exists()
     # A real run moves it (nothing deleted) and runs every step again.

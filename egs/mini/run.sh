@@ -143,7 +143,8 @@ if begin 6 "supervised reference initialised from MoCo ($exp/supervised_moco_ini
 fi
 
 if begin 7 "iterative pseudo-labels from DINO: $num_rounds rounds of cluster -> train -> evaluate" \
-    $(for r in $(seq 1 "$num_rounds"); do echo "$exp/round$r $exp/data/train_round$r"; done) "$exp/purity_rounds.png"; then
+    $(for r in $(seq 1 "$num_rounds"); do echo "$exp/round$r $exp/data/train_round$r"; done) \
+    "$exp/purity_rounds.png"; then
   prev=$exp/dino
   for r in $(seq 1 "$num_rounds"); do
     pseudo_round "$r" "$prev"

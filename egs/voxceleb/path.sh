@@ -6,7 +6,8 @@
 # (`python -m wesv.bin.tools_dir` prints where), which needs the environment where wesv is installed.
 if [ ! -f tools/parse_options.sh ]; then
   if [ -e tools ] && [ ! -L tools ]; then
-    echo "path.sh: $PWD/tools is not a link and has no parse_options.sh; remove it (run.sh links it to wesv's tools)" >&2
+    echo "path.sh: $PWD/tools is not a link and has no parse_options.sh;" \
+      "remove it (run.sh then links it to wesv's tools)" >&2
     return 1 2>/dev/null || exit 1
   fi
   if __wesv_tools=$(python -m wesv.bin.tools_dir 2>/dev/null) && [ -f "$__wesv_tools/parse_options.sh" ]; then

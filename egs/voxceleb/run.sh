@@ -6,7 +6,7 @@
 #   bash run.sh --stage 3 --stop_stage 5 --gpus 8        # supervised reference: train, extract, score
 #   bash run.sh --stage 3 --stop_stage 3 --nnodes 2 --node_rank 0 --master_addr host0   # on each node
 #   bash run.sh --stage 10 --gpus 4                      # the self-supervised systems and the results table
-#   bash run.sh --stage 13 --stop_stage 13 --num_rounds 4 --force true   # 2 more pseudo-label rounds
+#   rm exp/.done/stage_13; bash run.sh --stage 13 --stop_stage 13 --num_rounds 4   # 2 more rounds (1-2 reused)
 #   bash run.sh --dry_run true                           # print the commands, run nothing
 #
 # Stages:

@@ -19,7 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="new data dir for the pseudo-labels (e.g. data/train_round1)")
     p.add_argument("--algorithm", choices=ALGORITHMS, default="kmeans_ahc",
                    help="kmeans_ahc: k-means to --num-kmeans clusters, then average-linkage AHC of the centroids; "
-                        "ahc: exact AHC of all points (small sets); kmeans: spherical k-means alone (default: %(default)s)")
+                        "ahc: exact AHC of all points (small sets); kmeans: spherical k-means alone "
+                        "(default: %(default)s)")
     p.add_argument("--method", dest="method_alias", choices=ALGORITHMS, default=None,
                    help="deprecated alias of --algorithm")
     p.add_argument("--num-clusters", type=int, default=None,

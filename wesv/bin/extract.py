@@ -16,15 +16,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="encoder file (default: MODEL_DIR/encoder.pt)")
     p.add_argument("--data", required=True, help="Kaldi data dir (wav.scp)")
     p.add_argument("--out", required=True, help="output dir: xvector.J.ark/scp, .done.J, then xvector.scp")
-    p.add_argument("--job", type=int, default=1, help="this shard, from 1 (JOB / SLURM_ARRAY_TASK_ID; default: %(default)s)")
+    p.add_argument("--job", type=int, default=1,
+                   help="this shard, from 1 (JOB / SLURM_ARRAY_TASK_ID; default: %(default)s)")
     p.add_argument("--num-jobs", type=int, default=1, help="number of shards (default: %(default)s)")
     p.add_argument("--chunk-seconds", type=float,
                    help="embed fixed-length chunks and average them (long files; lets any utterances batch)")
-    p.add_argument("--batch-size", type=int, default=32, help="segments per batch (equal lengths only; default: %(default)s)")
-    p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:N (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=32,
+                   help="segments per batch (equal lengths only; default: %(default)s)")
+    p.add_argument("--device", default="auto",
+                   help="auto (GPU if present), cpu, cuda, cuda:N (default: %(default)s)")
     p.add_argument("--num-threads", type=int, default=1,
-                   help="CPU threads per job (default: %(default)s; array jobs run side by side, and more threads than free "
-                        "cores slows every job down several times)")
+                   help="CPU threads per job (default: %(default)s; array jobs run side by side, and more threads "
+                        "than free cores slows every job down several times)")
     p.add_argument("--skip-bad", action="store_true",
                    help="log unreadable/too-short audio to bad_utts.J and go on instead of failing")
     p.add_argument("--merge", action="store_true", help="merge the --num-jobs finished shards into xvector.scp")

@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--vox2-dir", help="VoxCeleb2 root holding dev/aac/ (or the dev dir itself)")
     p.add_argument("--out", required=True, help="data dir to write, e.g. data/vox1 or data/vox2_dev")
     p.add_argument("--lists-dir", help="where the VoxCeleb1 lists are (default: --vox1-dir)")
-    p.add_argument("--sample-rate", type=int, default=16000, help="rate the ffmpeg pipes decode VoxCeleb2 to, in Hz (default: %(default)s)")
+    p.add_argument("--sample-rate", type=int, default=16000,
+                   help="rate the ffmpeg pipes decode VoxCeleb2 to, in Hz (default: %(default)s)")
     return p
 
 
