@@ -19,8 +19,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--job", type=int, default=1, help="this shard, from 1 (JOB / SLURM_ARRAY_TASK_ID)")
     p.add_argument("--num-jobs", type=int, default=1, help="number of shards")
     p.add_argument("--chunk-seconds", type=float,
-                   help="embed fixed-length chunks and average them (long files; lets any utterances batch)")
-    p.add_argument("--batch-size", type=int, default=32, help="segments per batch (equal lengths only)")
+                   help="embed fixed-length chunks and average them (long files; bounds a batch's memory)")
+    p.add_argument("--batch-size", type=int, default=32,
+                   help="segments per batch: sorted by length, zero-padded to the longest, padding masked (the "
+                        "embeddings equal --batch-size 1's)")
     p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:N")
     p.add_argument("--num-threads", type=int, default=1,
                    help="CPU threads per job (default 1: array jobs run side by side, and more threads than free "
