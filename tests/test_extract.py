@@ -70,6 +70,9 @@ def test_plan_segments_and_batches():
     # Mixed lengths share a batch (padded and masked), longest first; equal lengths keep their data-dir order.
     mixed = plan_batches(plan_segments({"a": 10, "b": 7, "c": 4, "d": 7, "e": 12}), batch_size=2)
     assert [[s.utt for s in b] for b in mixed] == [["e", "a"], ["b", "d"], ["c"]]
+    # A cap on padded samples per batch: count × longest <= 21; a segment over the cap is batched alone.
+    capped = plan_batches(plan_segments({"a": 10, "b": 7, "c": 4, "d": 7, "e": 30, "f": 5}), 8, max_samples=21)
+    assert [[s.utt for s in b] for b in capped] == [["e"], ["a", "b"], ["d", "f", "c"]]
 
 
 def test_embedding_same_alone_and_in_a_batch(data, encoder, tmp_path):
@@ -223,3 +226,13 @@ def test_cli_batch_8_mixed_lengths_equals_batch_1(name, tmp_path):
         e = got[8][utt]
         assert np.dot(e, ref) / (np.linalg.norm(e) * np.linalg.norm(ref)) > 0.9999, utt
         np.testing.assert_allclose(e, ref, atol=1e-4)
+
+
+def test_negative_max_batch_seconds_is_a_clean_error(data, tmp_path, capsys):
+    from badinput import assert_clean_error, run_entry
+
+    d, exp = data
+    out = run_entry("extract", ["--model-dir", exp, "--data", d, "--out", tmp_path / "o", "--max-batch-seconds", "-1"],
+                    capsys)
+    assert_clean_error(out, "--max-batch-seconds must be >= 0")
+    assert not (tmp_path / "o").exists()

@@ -60,8 +60,12 @@ class BadUtterance(Exception):
 
 def embed_utterances(encoder: nn.Module, wav_scp: dict[str, str], on_bad: Callable[[str, str], None], *,
                      device: torch.device, batch_size: int = 32, chunk_samples: int | None = None,
+                     max_batch_samples: int | None = None,
                      progress: bool | None = None) -> Iterator[tuple[str, np.ndarray]]:
     """Yield ``(utt, embedding float32)`` for each good utterance (mean over chunks when ``chunk_samples``).
+
+    Segments are batched by length (``plan_batches``: at most ``batch_size``, and ``max_batch_samples`` padded
+    samples), zero-padded and passed with their ``lengths``, so an embedding does not depend on its batch-mates.
 
     ``on_bad(utt, reason)`` is called for unreadable, empty or too-short audio; it raises to stop (the default
     behaviour of extraction) or returns to skip the utterance.
@@ -105,7 +109,7 @@ def embed_utterances(encoder: nn.Module, wav_scp: dict[str, str], on_bad: Callab
 
     encoder.eval()
     with torch.inference_mode():
-        batches = plan_batches(segments, batch_size)
+        batches = plan_batches(segments, batch_size, max_batch_samples)
         for batch in tqdm(batches, desc="extract", unit="batch", disable=None if progress is None else not progress):
             waves, owners = [], []
             for seg in batch:

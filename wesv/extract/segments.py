@@ -33,10 +33,20 @@ def plan_segments(lengths: dict[str, int], chunk_samples: int | None = None) -> 
     return segments
 
 
-def plan_batches(segments: list[Segment], batch_size: int) -> list[list[Segment]]:
-    """Batches of at most ``batch_size`` segments of similar length, longest first (memory peaks show up at once)."""
+def plan_batches(segments: list[Segment], batch_size: int, max_samples: int | None = None) -> list[list[Segment]]:
+    """Batches of at most ``batch_size`` segments of similar length, longest first (memory peaks show up at once).
+
+    With ``max_samples``, a batch also stops before its padded size (segments × its longest) would pass it; a
+    segment longer than that still gets a batch of its own.
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     # Stable sort: within a length, utterance order is kept, so one utterance's chunks stay together.
     ordered = sorted(segments, key=lambda s: -s.length)
-    return [ordered[i:i + batch_size] for i in range(0, len(ordered), batch_size)]
+    batches: list[list[Segment]] = []
+    for seg in ordered:
+        if not batches or len(batches[-1]) >= batch_size or (
+                max_samples is not None and (len(batches[-1]) + 1) * batches[-1][0].length > max_samples):
+            batches.append([])
+        batches[-1].append(seg)
+    return batches

@@ -3,7 +3,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from wesv.errors import WesvError
 from wesv.features.frontend import FrontEnd
