@@ -67,7 +67,12 @@ def test_plan_segments_and_batches():
     batches = plan_batches(segs, batch_size=2)
     assert [[(s.utt, s.start) for s in b] for b in batches] == [[("a", 0), ("b", 0)], [("b", 10), ("b", 15)],
                                                                 [("c", 0)]]
-    assert all(len({s.length for s in b}) == 1 for b in batches)  # never mixed lengths, so never padded
+    # Mixed lengths share a batch (padded and masked), longest first; equal lengths keep their data-dir order.
+    mixed = plan_batches(plan_segments({"a": 10, "b": 7, "c": 4, "d": 7, "e": 12}), batch_size=2)
+    assert [[s.utt for s in b] for b in mixed] == [["e", "a"], ["b", "d"], ["c"]]
+    # A cap on padded samples per batch: count × longest <= 21; a segment over the cap is batched alone.
+    capped = plan_batches(plan_segments({"a": 10, "b": 7, "c": 4, "d": 7, "e": 30, "f": 5}), 8, max_samples=21)
+    assert [[s.utt for s in b] for b in capped] == [["e"], ["a", "b"], ["d", "f", "c"]]
 
 
 def test_embedding_same_alone_and_in_a_batch(data, encoder, tmp_path):
@@ -148,11 +153,11 @@ class Killer(torch.nn.Module):
         self.inner, self.calls = inner, 0
         self.frontend = inner.frontend
 
-    def forward(self, wave):
+    def forward(self, wave, lengths=None):
         self.calls += 1
         if self.calls == 2:
             raise KeyboardInterrupt("killed")
-        return self.inner(wave)
+        return self.inner(wave, lengths)
 
 
 def test_killed_shard_leaves_no_outputs_and_rerun_completes(data, encoder, tmp_path):
@@ -190,3 +195,44 @@ def test_bad_audio_fails_naming_the_utterance_or_is_skipped_and_listed(data, tmp
     assert run([*common, "--out", str(tmp_path / "lax"), "--num-jobs", "2", "--merge"]) == 0
     assert list(as_dict(tmp_path / "lax" / "xvector.scp")) == ["u1", "u2", "u4", "u5", "u7"]
     assert (tmp_path / "lax" / "bad_utts").read_text().split() == ["u3", "u6"]
+
+
+@pytest.mark.parametrize("name", ["ecapa_tdnn_small", "resnet_small"])
+def test_cli_batch_8_mixed_lengths_equals_batch_1(name, tmp_path):
+    """Utterances of 9 different lengths share padded batches and still get --batch-size 1's embeddings."""
+    from test_models import random_bn_stats
+
+    rng = np.random.default_rng(1)
+    d = tmp_path / "data"
+    (d / "wav").mkdir(parents=True)
+    lengths = [9000, 400, 16000, 4321, 12000, 7001, 16000, 2500, 11111]
+    lines = []
+    for i, n in enumerate(lengths):
+        path = d / "wav" / f"utt{i}.wav"
+        sf.write(path, (0.1 * rng.standard_normal(n)).astype(np.float32), 16000, subtype="FLOAT")
+        lines.append(f"utt{i} {path}\n")
+    (d / "wav.scp").write_text("".join(lines))
+    torch.manual_seed(0)
+    save_encoder(str(tmp_path / "encoder.pt"), random_bn_stats(build_encoder(name)))
+    got = {}
+    for bs in (1, 8):
+        out = tmp_path / f"b{bs}"
+        assert run(["--model", str(tmp_path / "encoder.pt"), "--data", str(d), "--out", str(out), "--device",
+                    "cpu", "--batch-size", str(bs)]) == 0
+        keys = [line.split()[0] for line in (out / "xvector.1.scp").read_text().splitlines()]
+        assert keys == [f"utt{i}" for i in range(len(lengths))]  # data-dir order, whatever the batching
+        got[bs] = as_dict(out / "xvector.1.scp")
+    for utt, ref in got[1].items():
+        e = got[8][utt]
+        assert np.dot(e, ref) / (np.linalg.norm(e) * np.linalg.norm(ref)) > 0.9999, utt
+        np.testing.assert_allclose(e, ref, atol=1e-4)
+
+
+def test_negative_max_batch_seconds_is_a_clean_error(data, tmp_path, capsys):
+    from badinput import assert_clean_error, run_entry
+
+    d, exp = data
+    out = run_entry("extract", ["--model-dir", exp, "--data", d, "--out", tmp_path / "o", "--max-batch-seconds", "-1"],
+                    capsys)
+    assert_clean_error(out, "--max-batch-seconds must be >= 0")
+    assert not (tmp_path / "o").exists()

@@ -200,3 +200,17 @@ def test_bad_options_raise_wesv_error() -> None:
         FbankConfig(low_freq=9000)
     with pytest.raises(WesvError, match="num_mel_bins"):
         FbankConfig(num_mel_bins=0)
+
+
+@pytest.mark.parametrize("snip", [True, False])
+def test_fbank_implements_the_frontend_protocol(snip: bool) -> None:
+    from wesv.features import FrontEnd
+
+    fb = Fbank(FbankConfig(snip_edges=snip, num_mel_bins=40))
+    assert isinstance(fb, FrontEnd)
+    assert (fb.sample_rate, fb.frame_shift, fb.feature_dim, fb.frame_rate) == (SR, 160, 40, 100.0)
+    # The closed form agrees with the protocol's generic search and with the frames actually produced.
+    assert fb.min_samples == FrontEnd.min_samples.fget(fb) == (400 if snip else 80)
+    assert fb.num_frames(fb.min_samples) == 1 and fb.num_frames(fb.min_samples - 1) == 0
+    assert fb(torch.zeros(1, fb.min_samples)).shape == (1, 1, 40)
+    assert fb.num_frames(torch.tensor([fb.min_samples, 16000])).tolist() == [1, fb.num_frames(16000)]

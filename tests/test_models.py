@@ -143,3 +143,77 @@ def test_load_errors(tmp_path) -> None:
     torch.save({"model": {}}, other)
     with pytest.raises(WesvError, match="checkpoint.pt: not a wesv encoder file"):
         load_encoder(str(other))
+
+
+def random_bn_stats(model: torch.nn.Module) -> torch.nn.Module:
+    """Non-trivial eval-mode BatchNorm (a fresh model's BN is the identity, which hides padding leaks)."""
+    gen = torch.Generator().manual_seed(3)
+    for mod in model.modules():
+        if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
+            mod.running_mean.copy_(0.5 * torch.randn(mod.running_mean.shape, generator=gen))
+            mod.running_var.copy_(0.5 + torch.rand(mod.running_var.shape, generator=gen))
+            if mod.affine:
+                mod.bias.data.copy_(0.3 * torch.randn(mod.bias.shape, generator=gen))
+    return model.eval()
+
+
+def padded_batch(waves: list[torch.Tensor], fill: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    lengths = torch.tensor([len(w) for w in waves])
+    batch = torch.full((len(waves), int(lengths.max())), fill)
+    for row, w in zip(batch, waves):
+        row[:len(w)] = w
+    return batch, lengths
+
+
+@pytest.mark.parametrize("name, cfg", [("ecapa_tdnn_small", {}), ("resnet_small", {}),
+                                       ("ecapa_tdnn_small", {"fbank": {"snip_edges": False}})])
+def test_padded_in_a_batch_equals_alone(name: str, cfg: dict) -> None:
+    torch.manual_seed(0)
+    model = random_bn_stats(build_encoder(name, cfg))
+    # Odd and even frame counts (ResNet's stride-2 stages), the shortest usable input, one unpadded item.
+    samples = [16000, 7013, 12345, 4160, model.min_samples, 9999, 5000]
+    waves = [0.1 * torch.randn(n) for n in samples]
+    with torch.inference_mode():
+        alone = torch.cat([model(w[None]) for w in waves])
+        batched = model(*padded_batch(waves))
+        garbage = model(*padded_batch(waves, fill=7.0))  # loud padding samples change nothing either
+    cos = torch.nn.functional.cosine_similarity(alone, batched)
+    assert cos.min() > 0.99999, cos
+    torch.testing.assert_close(batched, alone, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(garbage, batched, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_lengths_none_or_full_is_the_unmasked_path(name: str) -> None:
+    torch.manual_seed(0)
+    model = random_bn_stats(build_encoder(name))
+    wave = 0.1 * torch.randn(3, 6000)
+    with torch.inference_mode():
+        assert torch.equal(model(wave, torch.full((3,), 6000)), model(wave))
+
+
+def test_masked_pooling_ignores_padded_frames() -> None:
+    from wesv.nn.pooling import AttentiveStatsPool, TemporalStatsPool
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 6, 9)
+    mask = torch.tensor([[True] * 9, [True] * 4 + [False] * 5])
+    dirty = x.clone()
+    dirty[1, :, 4:] = torch.tensor([float("nan"), float("inf"), -1e6, 1e6, 3.0])
+    for pool in (TemporalStatsPool(), AttentiveStatsPool(6, 4), AttentiveStatsPool(6, 4, global_context=False)):
+        got = pool(dirty, mask)
+        assert torch.isfinite(got).all()
+        torch.testing.assert_close(got[0], pool(x[:1])[0], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(got[1], pool(x[1:, :, :4])[0], atol=1e-5, rtol=1e-5)
+
+
+def test_bad_lengths_are_clear_errors() -> None:
+    model = build_encoder("resnet_small").eval()
+    wave = torch.zeros(2, 8000)
+    with pytest.raises(WesvError, match="399 samples gives no fbank frame.*at least 400"):
+        model(wave, torch.tensor([8000, 399]))
+    with pytest.raises(ValueError, match="integer tensor of shape"):
+        model(wave, torch.tensor([8000.0, 4000.0]))
+    with pytest.raises(ValueError, match="exceed the padded waveform length 8000"):
+        model(wave, torch.tensor([8001, 4000]))
+    assert (model.sample_rate, model.min_samples) == (16000, 400)

@@ -234,3 +234,10 @@ def test_nan_loss_stops_naming_step_and_checkpoint(tmp_path, corpus, monkeypatch
     exp2 = str(tmp_path / "skip")
     assert Trainer(config(tmp_path, corpus, ["--trainer.nan_policy", "skip"]), exp2).fit() == 0
     assert np.isfinite(list(step_losses(exp2).values())[-1])
+
+
+def test_data_sample_rate_must_match_the_encoder_front_end(tmp_path, corpus):
+    cfg = config(tmp_path, corpus, ["--data.sample_rate", "8000"])
+    with pytest.raises(WesvError, match="data.sample_rate is 8000 Hz but encoder ecapa_tdnn_small's front-end takes "
+                                        "16000 Hz"):
+        Trainer(cfg, str(tmp_path / "x")).fit()

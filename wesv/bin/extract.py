@@ -20,9 +20,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="this shard, from 1 (JOB / SLURM_ARRAY_TASK_ID; default: %(default)s)")
     p.add_argument("--num-jobs", type=int, default=1, help="number of shards (default: %(default)s)")
     p.add_argument("--chunk-seconds", type=float,
-                   help="embed fixed-length chunks and average them (long files; lets any utterances batch)")
+                   help="embed fixed-length chunks and average them (long files; bounds a batch's memory)")
     p.add_argument("--batch-size", type=int, default=32,
-                   help="segments per batch (equal lengths only; default: %(default)s)")
+                   help="segments per batch: sorted by length, zero-padded to the longest, padding masked (the "
+                        "embeddings equal --batch-size 1's; default: %(default)s)")
+    p.add_argument("--max-batch-seconds", type=float,
+                   help="cap on a batch's padded audio (default 20 on CPU, where bigger batches run slower; none on a "
+                        "GPU; 0: no cap)")
     p.add_argument("--device", default="auto",
                    help="auto (GPU if present), cpu, cuda, cuda:N (default: %(default)s)")
     p.add_argument("--num-threads", type=int, default=1,
@@ -52,6 +56,8 @@ def main(argv: list[str] | None = None) -> None:
         raise WesvError(f"--num-threads must be at least 1, got {args.num_threads}")
     if args.batch_size < 1:
         raise WesvError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.max_batch_seconds is not None and args.max_batch_seconds < 0:
+        raise WesvError(f"--max-batch-seconds must be >= 0 (0: no cap), got {args.max_batch_seconds}")
     if args.chunk_seconds is not None and args.chunk_seconds <= 0:
         raise WesvError(f"--chunk-seconds must be positive, got {args.chunk_seconds}")
     model = args.model or (os.path.join(args.model_dir, "encoder.pt") if args.model_dir else None)
@@ -66,8 +72,8 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(max(1, args.num_threads))
     encoder = load_encoder(model)
     extract_shard(encoder, data.wav_scp, args.out, args.job, args.num_jobs, batch_size=args.batch_size,
-                  chunk_seconds=args.chunk_seconds, device=args.device, skip_bad=args.skip_bad,
-                  model_path=os.path.abspath(model))
+                  chunk_seconds=args.chunk_seconds, max_batch_seconds=args.max_batch_seconds, device=args.device,
+                  skip_bad=args.skip_bad, model_path=os.path.abspath(model))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Run an encoder over a set of utterances: equal-length batches, chunk averaging, bad-audio handling."""
+"""Run an encoder over a set of utterances: padded length-sorted batches, chunk averaging, bad-audio handling."""
 from __future__ import annotations
 
 from typing import Callable, Iterator
@@ -11,6 +11,7 @@ from tqdm import tqdm
 from wesv.data.audio import audio_num_samples, load_audio
 from wesv.errors import WesvError
 from wesv.extract.segments import Segment, plan_batches, plan_segments
+from wesv.features.frontend import FrontEnd
 from wesv.log import get_logger
 
 log = get_logger(__name__)
@@ -29,10 +30,28 @@ def resolve_device(device: str) -> torch.device:
     return dev
 
 
+def encoder_frontend(encoder: nn.Module) -> FrontEnd:
+    """The encoder's front-end, which says the sample rate and the shortest usable input."""
+    frontend = getattr(encoder, "frontend", None)
+    if not isinstance(frontend, FrontEnd):
+        raise TypeError(f"{type(encoder).__name__} has no .frontend implementing wesv.features.FrontEnd")
+    return frontend
+
+
 def encoder_sample_rate(encoder: nn.Module) -> int:
-    """The sample rate the encoder's frontend expects (16 kHz when it does not say)."""
-    cfg = getattr(getattr(encoder, "frontend", None), "cfg", None)
-    return int(getattr(cfg, "sample_rate", 16000))
+    """The sample rate (Hz) the encoder's front-end expects."""
+    return encoder_frontend(encoder).sample_rate
+
+
+def pad_batch(waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Waveforms of any lengths → zero-padded ``(B, longest)`` float tensor and their lengths (LongTensor)."""
+    lengths = torch.tensor([len(w) for w in waves], dtype=torch.long)
+    if bool((lengths == lengths[0]).all()):
+        return torch.from_numpy(np.stack(waves)), lengths
+    batch = np.zeros((len(waves), int(lengths.max())), dtype=np.float32)
+    for row, w in zip(batch, waves):
+        row[:len(w)] = w
+    return torch.from_numpy(batch), lengths
 
 
 class BadUtterance(Exception):
@@ -41,14 +60,18 @@ class BadUtterance(Exception):
 
 def embed_utterances(encoder: nn.Module, wav_scp: dict[str, str], on_bad: Callable[[str, str], None], *,
                      device: torch.device, batch_size: int = 32, chunk_samples: int | None = None,
+                     max_batch_samples: int | None = None,
                      progress: bool | None = None) -> Iterator[tuple[str, np.ndarray]]:
     """Yield ``(utt, embedding float32)`` for each good utterance (mean over chunks when ``chunk_samples``).
+
+    Segments are batched by length (``plan_batches``: at most ``batch_size``, and ``max_batch_samples`` padded
+    samples), zero-padded and passed with their ``lengths``, so an embedding does not depend on its batch-mates.
 
     ``on_bad(utt, reason)`` is called for unreadable, empty or too-short audio; it raises to stop (the default
     behaviour of extraction) or returns to skip the utterance.
     """
-    sample_rate = encoder_sample_rate(encoder)
-    min_samples = int(getattr(encoder, "min_samples", 1))
+    frontend = encoder_frontend(encoder)
+    sample_rate, min_samples = frontend.sample_rate, frontend.min_samples
     lengths: dict[str, int] = {}
     for utt, spec in wav_scp.items():
         try:
@@ -86,7 +109,7 @@ def embed_utterances(encoder: nn.Module, wav_scp: dict[str, str], on_bad: Callab
 
     encoder.eval()
     with torch.inference_mode():
-        batches = plan_batches(segments, batch_size)
+        batches = plan_batches(segments, batch_size, max_batch_samples)
         for batch in tqdm(batches, desc="extract", unit="batch", disable=None if progress is None else not progress):
             waves, owners = [], []
             for seg in batch:
@@ -101,7 +124,8 @@ def embed_utterances(encoder: nn.Module, wav_scp: dict[str, str], on_bad: Callab
                     on_bad(seg.utt, str(err))
             if not waves:
                 continue
-            emb = encoder(torch.from_numpy(np.stack(waves)).to(device)).float().cpu().numpy()
+            wave, wave_lengths = pad_batch(waves)
+            emb = encoder(wave.to(device), wave_lengths.to(device)).float().cpu().numpy()
             for utt, e in zip(owners, emb):
                 if utt in bad:
                     continue

@@ -1,15 +1,14 @@
-"""Plan what the encoder sees: whole utterances or fixed-length chunks, batched only with equal lengths.
+"""Plan what the encoder sees: whole utterances or fixed-length chunks, in length-sorted batches.
 
-No padding, ever: an encoder's pooling and CMN would see the padded frames, so a padded utterance's embedding
-would depend on its batch-mates. Instead a batch holds segments of exactly one length — whole utterances that
-happen to be equally long, or (with ``chunk_samples``) fixed-length chunks from any utterances, which is what
-makes large batches possible on real data where nearly every utterance has its own length.
+A batch mixes lengths: its segments are padded to the longest and the encoder gets their ``lengths``, which mask
+the padding all the way down (front-end CMN, convs, pooling), so an embedding does not depend on its batch-mates.
+Sorting by length keeps the padding small. With ``chunk_samples`` long utterances become fixed-length chunks
+(averaged afterwards), which bounds the memory of a batch.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from itertools import groupby
 
 
 @dataclass(frozen=True)
@@ -34,14 +33,20 @@ def plan_segments(lengths: dict[str, int], chunk_samples: int | None = None) -> 
     return segments
 
 
-def plan_batches(segments: list[Segment], batch_size: int) -> list[list[Segment]]:
-    """Batches of at most ``batch_size`` equal-length segments, longest first (memory peaks show up at once)."""
+def plan_batches(segments: list[Segment], batch_size: int, max_samples: int | None = None) -> list[list[Segment]]:
+    """Batches of at most ``batch_size`` segments of similar length, longest first (memory peaks show up at once).
+
+    With ``max_samples``, a batch also stops before its padded size (segments × its longest) would pass it; a
+    segment longer than that still gets a batch of its own.
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     # Stable sort: within a length, utterance order is kept, so one utterance's chunks stay together.
     ordered = sorted(segments, key=lambda s: -s.length)
     batches: list[list[Segment]] = []
-    for _, group in groupby(ordered, key=lambda s: s.length):
-        group = list(group)
-        batches.extend(group[i:i + batch_size] for i in range(0, len(group), batch_size))
+    for seg in ordered:
+        if not batches or len(batches[-1]) >= batch_size or (
+                max_samples is not None and (len(batches[-1]) + 1) * batches[-1][0].length > max_samples):
+            batches.append([])
+        batches[-1].append(seg)
     return batches

@@ -19,6 +19,10 @@ from wesv.scoring.io import read_embeddings, write_vector
 
 log = get_logger(__name__)
 
+#: Default cap on padded audio per batch on CPU: larger batches fall out of cache and run up to 2x slower
+#: there (bench/extract_batching.py); on a GPU the batch size alone bounds a batch.
+CPU_MAX_BATCH_SECONDS = 20.0
+
 
 def shard_paths(out: str, job: int) -> dict[str, str]:
     """Final output names of shard ``job``: ark, scp, bad-utterance list and done marker."""
@@ -54,12 +58,14 @@ def shard_done(out: str, job: int, num_jobs: int) -> bool:
 
 
 def extract_shard(encoder: nn.Module, wav_scp: dict[str, str], out: str, job: int = 1, num_jobs: int = 1, *,
-                  batch_size: int = 32, chunk_seconds: float | None = None, device: str = "auto",
-                  skip_bad: bool = False, model_path: str = "", progress: bool | None = None) -> dict:
+                  batch_size: int = 32, chunk_seconds: float | None = None, max_batch_seconds: float | None = None,
+                  device: str = "auto", skip_bad: bool = False, model_path: str = "",
+                  progress: bool | None = None) -> dict:
     """Embed shard ``job`` of ``num_jobs`` of ``wav_scp`` into ``out``; a shard whose marker exists is skipped.
 
-    Outputs appear only when the whole shard succeeded: the ark/scp are written under ``.tmp`` names, renamed,
-    then the ``.done.J`` marker is written. Left-over temp files of a killed run are removed first.
+    ``max_batch_seconds`` caps each batch's padded audio (default ``CPU_MAX_BATCH_SECONDS`` on CPU, none on a GPU;
+    0 means no cap). Outputs appear only when the whole shard succeeded: the ark/scp are written under ``.tmp``
+    names, renamed, then the ``.done.J`` marker is written. Left-over temp files of a killed run are removed first.
     """
     os.makedirs(out, exist_ok=True)
     paths = shard_paths(out, job)
@@ -73,7 +79,11 @@ def extract_shard(encoder: nn.Module, wav_scp: dict[str, str], out: str, job: in
     utts = shard(wav_scp, job, num_jobs)
     dev = resolve_device(device)
     encoder = encoder.to(dev)
-    chunk = round(chunk_seconds * encoder_sample_rate(encoder)) if chunk_seconds else None
+    sample_rate = encoder_sample_rate(encoder)
+    chunk = round(chunk_seconds * sample_rate) if chunk_seconds else None
+    if max_batch_seconds is None:
+        max_batch_seconds = CPU_MAX_BATCH_SECONDS if dev.type == "cpu" else 0.0
+    max_batch = round(max_batch_seconds * sample_rate) if max_batch_seconds > 0 else None
     bad: list[tuple[str, str]] = []
 
     def on_bad(utt: str, reason: str) -> None:
@@ -89,7 +99,7 @@ def extract_shard(encoder: nn.Module, wav_scp: dict[str, str], out: str, job: in
     tmp_ark = paths["ark"] + ".tmp"
     with open(tmp_ark, "wb") as f:
         for utt, emb in embed_utterances(encoder, utts, on_bad, device=dev, batch_size=batch_size,
-                                         chunk_samples=chunk, progress=progress):
+                                         chunk_samples=chunk, max_batch_samples=max_batch, progress=progress):
             pos = f.tell()
             kaldiio.save_ark(f, {utt: emb})
             offsets[utt] = pos + len(utt.encode()) + 1  # scp points just past "key "

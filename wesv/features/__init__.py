@@ -1,4 +1,5 @@
-"""Acoustic features computed inside the model, on its device: Kaldi-compatible log-mel fbank."""
+"""Front-ends computed inside the model, on its device: the FrontEnd protocol and Kaldi-compatible log-mel fbank."""
 from wesv.features.fbank import Fbank, FbankConfig
+from wesv.features.frontend import FrontEnd
 
-__all__ = ["Fbank", "FbankConfig"]
+__all__ = ["Fbank", "FbankConfig", "FrontEnd"]

@@ -3,9 +3,9 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from wesv.errors import WesvError
+from wesv.features.frontend import FrontEnd
 
 #: Kaldi reads int16 samples; waveforms here are floats in [-1, 1].
 INT16_SCALE = 32768.0
@@ -109,7 +109,7 @@ def mel_matrix(cfg: FbankConfig) -> torch.Tensor:
     return torch.cat([weights, torch.zeros(1, cfg.num_mel_bins, dtype=torch.float64)])
 
 
-class Fbank(nn.Module):
+class Fbank(FrontEnd):
     """Batched Kaldi fbank: ``(B, samples)`` in [-1, 1] → ``(B, frames, bins)`` log-mel, optionally mean-normalised."""
 
     def __init__(self, cfg: FbankConfig | None = None):
@@ -122,6 +122,26 @@ class Fbank(nn.Module):
     def num_bins(self) -> int:
         """Feature dimension."""
         return self.cfg.num_mel_bins
+
+    @property
+    def feature_dim(self) -> int:
+        """Feature dimension (the front-end protocol's name for ``num_bins``)."""
+        return self.cfg.num_mel_bins
+
+    @property
+    def sample_rate(self) -> int:
+        """Sample rate (Hz) of the expected waveforms."""
+        return self.cfg.sample_rate
+
+    @property
+    def frame_shift(self) -> int:
+        """Frame shift in samples."""
+        return self.cfg.frame_shift
+
+    @property
+    def min_samples(self) -> int:
+        """Shortest waveform that yields one frame (a whole window with snip_edges, else half a shift)."""
+        return self.cfg.frame_length if self.cfg.snip_edges else (self.cfg.frame_shift + 1) // 2
 
     def num_frames(self, num_samples: torch.Tensor | int) -> torch.Tensor | int:
         """Frames Kaldi produces for ``num_samples`` samples (works on ints and integer tensors)."""

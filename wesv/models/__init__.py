@@ -1,4 +1,4 @@
-"""Speaker encoders (ECAPA-TDNN, ResNet) with their fbank frontend; registry, build, save and load.
+"""Speaker encoders (front-end + backbone + pooling: ECAPA-TDNN, ResNet on fbank); registry, build, save and load.
 
 Registered names (``encoder: {name: ..., <config fields>}``):
 
@@ -8,11 +8,11 @@ Registered names (``encoder: {name: ..., <config fields>}``):
 - ``resnet_small``: blocks [1,1,1,1], width 8, embed 128 (0.24 M): CPU work on the embedded corpus.
 """
 from wesv.models import ecapa_tdnn, resnet  # noqa: F401  (register the architectures)
-from wesv.models.base import ENCODERS, FbankEncoder
+from wesv.models.base import ENCODERS, Encoder, FbankEncoder
 from wesv.models.ecapa_tdnn import EcapaTdnn, EcapaTdnnConfig, EcapaTdnnSmallConfig
 from wesv.models.io import build_encoder, encoder_config_class, load_encoder, save_encoder
 from wesv.models.resnet import ResNet, ResNetConfig, ResNetSmallConfig
 
-__all__ = ["ENCODERS", "FbankEncoder", "EcapaTdnn", "EcapaTdnnConfig", "EcapaTdnnSmallConfig", "ResNet",
+__all__ = ["ENCODERS", "Encoder", "FbankEncoder", "EcapaTdnn", "EcapaTdnnConfig", "EcapaTdnnSmallConfig", "ResNet",
            "ResNetConfig", "ResNetSmallConfig", "build_encoder", "save_encoder", "load_encoder",
            "encoder_config_class"]

@@ -1,49 +1,75 @@
-"""The encoder registry and the base class of fbank encoders (the frontend belongs to the model, seam 5)."""
+"""The encoder registry and the encoder base class: front-end + backbone + pooling (seams 5 and 10)."""
 from typing import Any
 
 import torch
 from torch import nn
 
 from wesv.errors import WesvError
-from wesv.features.fbank import Fbank, FbankConfig
+from wesv.features.frontend import FrontEnd
+from wesv.nn.mask import frame_mask
 from wesv.registry import Registry
 
 ENCODERS: Registry = Registry("encoder")
 
 
-class FbankEncoder(nn.Module):
-    """Waveform ``(B, T)`` in [-1, 1] → fbank (a submodule, runs on the model's device) → ``(B, embed_dim)``.
+class Encoder(nn.Module):
+    """Waveform ``(B, T)`` in [-1, 1] → front-end (a submodule, runs on the model's device) → ``(B, embed_dim)``.
 
-    Subclasses build their layers in ``__init__`` and implement ``embed(feats)`` on ``(B, frames, bins)``.
-    ``registry_name`` and ``cfg`` are what ``save_encoder`` stores to rebuild the module.
+    Subclasses build their backbone and pooling in ``__init__`` and implement ``embed(feats, mask)`` on
+    ``(B, frames, feature_dim)`` with ``mask`` None (every frame real) or bool ``(B, frames)``: padded frames must not
+    change any item's embedding. ``registry_name`` and ``cfg`` are what ``save_encoder`` stores to rebuild the module.
     """
 
     registry_name: str = ""
 
-    def __init__(self, cfg: Any, fbank_cfg: FbankConfig, embed_dim: int):
+    def __init__(self, cfg: Any, frontend: FrontEnd, embed_dim: int):
         super().__init__()
         self.cfg = cfg
         self.embed_dim = embed_dim
-        self.frontend = Fbank(fbank_cfg)
+        self.frontend = frontend
+
+    @property
+    def sample_rate(self) -> int:
+        """Sample rate (Hz) of the waveforms this encoder takes (its front-end's)."""
+        return self.frontend.sample_rate
 
     @property
     def min_samples(self) -> int:
-        """Shortest waveform that yields one fbank frame."""
-        fb = self.frontend.cfg
-        return fb.frame_length if fb.snip_edges else (fb.frame_shift + 1) // 2
+        """Shortest waveform that yields one frame (its front-end's)."""
+        return self.frontend.min_samples
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        """Embed a batch of equal-length waveforms (any length of at least one frame)."""
+    def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Embed a batch of waveforms; ``lengths`` (samples per item) marks the rest of each row as padding."""
         if wave.dim() != 2:
             raise ValueError(f"{type(self).__name__} expects waveforms (batch, samples), got {tuple(wave.shape)}")
-        feats = self.frontend(wave)
-        if feats.shape[1] == 0:
+        if lengths is not None:
+            lengths = self._check_lengths(wave, lengths)
+        if lengths is not None and bool((lengths == wave.shape[1]).all()):
+            lengths = None  # nothing padded: the unmasked path, identical to a call without lengths
+        shortest = wave.shape[1] if lengths is None else int(lengths.min())
+        if shortest < self.min_samples:
             raise WesvError(
-                f"a waveform of {wave.shape[1]} samples gives no fbank frame (need at least {self.min_samples}); "
-                "drop such utterances or pad them (e.g. repeat) before embedding"
+                f"a waveform of {shortest} samples gives no {type(self.frontend).__name__.lower()} frame (need at "
+                f"least {self.min_samples}); drop such utterances or pad them (e.g. repeat) before embedding"
             )
-        return self.embed(feats)
+        feats = self.frontend(wave, lengths)
+        mask = None if lengths is None else frame_mask(self.frontend.num_frames(lengths), feats.shape[1])
+        return self.embed(feats, mask)
 
-    def embed(self, feats: torch.Tensor) -> torch.Tensor:
-        """Features ``(B, frames, bins)`` → embeddings ``(B, embed_dim)``."""
+    @staticmethod
+    def _check_lengths(wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if lengths.shape != (wave.shape[0],) or lengths.dtype.is_floating_point or lengths.dtype == torch.bool:
+            raise ValueError(f"lengths must be an integer tensor of shape ({wave.shape[0]},), got "
+                             f"{lengths.dtype} {tuple(lengths.shape)}")
+        lengths = lengths.to(wave.device)
+        if bool((lengths > wave.shape[1]).any()):
+            raise ValueError(f"lengths exceed the padded waveform length {wave.shape[1]}: {lengths.tolist()}")
+        return lengths
+
+    def embed(self, feats: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Features ``(B, frames, feature_dim)`` (padded frames where ``mask`` is False) → ``(B, embed_dim)``."""
         raise NotImplementedError
+
+
+#: The name the encoders had when fbank was their only front-end.
+FbankEncoder = Encoder

@@ -1,4 +1,9 @@
-"""ECAPA-TDNN (Desplanques et al. 2020) in WeSpeaker's layout: SE-Res2Blocks, multi-layer aggregation, ASP."""
+"""ECAPA-TDNN (Desplanques et al. 2020) in WeSpeaker's layout: SE-Res2Blocks, multi-layer aggregation, ASP.
+
+With a padding mask (bool ``(B, 1, T)``), the input of every conv wider than one frame is zeroed past each item's end
+(what that item alone gets from the conv's zero padding), the SE means and the pooling skip padded frames: a padded
+item's embedding is the one it has alone.
+"""
 from dataclasses import dataclass, field
 
 import torch
@@ -6,8 +11,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from wesv.errors import WesvError
-from wesv.features.fbank import FbankConfig
-from wesv.models.base import ENCODERS, FbankEncoder
+from wesv.features.fbank import Fbank, FbankConfig
+from wesv.models.base import ENCODERS, Encoder
+from wesv.nn.mask import masked_mean, zero_padding
 from wesv.nn.pooling import AttentiveStatsPool
 
 
@@ -67,13 +73,13 @@ class Res2Conv1dReluBn(nn.Module):
         )
         self.scale = scale
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         groups = torch.split(x, self.width, dim=1)
         out, sp = [], groups[0]
         for i, block in enumerate(self.blocks):
             if i >= 1:
                 sp = sp + groups[i]
-            sp = block(sp)
+            sp = block(zero_padding(sp, mask))
             out.append(sp)
         if self.scale != 1:
             out.append(groups[self.nums])
@@ -88,8 +94,9 @@ class SqueezeExcite(nn.Module):
         self.linear1 = nn.Linear(channels, bottleneck)
         self.linear2 = nn.Linear(bottleneck, channels)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate = torch.sigmoid(self.linear2(F.relu(self.linear1(x.mean(dim=2)))))
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        mean = x.mean(dim=2) if mask is None else masked_mean(x, mask)
+        gate = torch.sigmoid(self.linear2(F.relu(self.linear1(mean))))
         return x * gate.unsqueeze(2)
 
 
@@ -105,17 +112,20 @@ class SERes2Block(nn.Module):
             SqueezeExcite(channels, se_bottleneck),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if mask is None:
+            return x + self.body(x)
+        conv_in, res2, conv_out, se = self.body  # 1x1 convs are per frame: only res2 and SE need the mask
+        return x + se(conv_out(res2(conv_in(x), mask)), mask)
 
 
-class EcapaTdnn(FbankEncoder):
+class EcapaTdnn(Encoder):
     """ECAPA-TDNN speaker encoder on Kaldi fbank."""
 
     def __init__(self, cfg: EcapaTdnnConfig):
-        super().__init__(cfg, cfg.fbank, cfg.embed_dim)
+        super().__init__(cfg, Fbank(cfg.fbank), cfg.embed_dim)
         c = cfg.channels
-        self.layer1 = Conv1dReluBn(cfg.fbank.num_mel_bins, c, kernel_size=5)
+        self.layer1 = Conv1dReluBn(self.frontend.feature_dim, c, kernel_size=5)
         self.layer2 = SERes2Block(c, dilation=2, scale=cfg.res2_scale, se_bottleneck=cfg.se_bottleneck)
         self.layer3 = SERes2Block(c, dilation=3, scale=cfg.res2_scale, se_bottleneck=cfg.se_bottleneck)
         self.layer4 = SERes2Block(c, dilation=4, scale=cfg.res2_scale, se_bottleneck=cfg.se_bottleneck)
@@ -126,14 +136,15 @@ class EcapaTdnn(FbankEncoder):
         self.linear = nn.Linear(2 * mfa, cfg.embed_dim)
         self.embed_bn = nn.BatchNorm1d(cfg.embed_dim) if cfg.embed_bn else nn.Identity()
 
-    def embed(self, feats: torch.Tensor) -> torch.Tensor:
-        """``(B, frames, bins)`` → ``(B, embed_dim)``."""
-        out1 = self.layer1(feats.transpose(1, 2))
-        out2 = self.layer2(out1)
-        out3 = self.layer3(out2)
-        out4 = self.layer4(out3)
+    def embed(self, feats: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, frames, bins)`` (padded frames where ``mask`` is False) → ``(B, embed_dim)``."""
+        m = None if mask is None else mask[:, None, :]
+        out1 = self.layer1(zero_padding(feats.transpose(1, 2), m))
+        out2 = self.layer2(out1, m)
+        out3 = self.layer3(out2, m)
+        out4 = self.layer4(out3, m)
         out = F.relu(self.mfa(torch.cat([out2, out3, out4], dim=1)))
-        return self.embed_bn(self.linear(self.pool_bn(self.pool(out))))
+        return self.embed_bn(self.linear(self.pool_bn(self.pool(out, mask))))
 
 
 ENCODERS.register("ecapa_tdnn", config=EcapaTdnnConfig)(EcapaTdnn)

@@ -1,4 +1,9 @@
-"""ResNet speaker encoders in WeSpeaker's style: 2-D BasicBlocks over (freq, time), temporal statistics pooling."""
+"""ResNet speaker encoders in WeSpeaker's style: 2-D BasicBlocks over (freq, time), temporal statistics pooling.
+
+With a padding mask (bool ``(B, 1, 1, T)``), each 3x3 conv's input is zeroed past each item's end (what the item
+alone gets from zero padding); a stride-2 conv keeps every other frame from 0, so the mask follows as
+``mask[..., ::2]`` (an item of n frames keeps ceil(n / 2), as alone). The pooling skips padded frames.
+"""
 from dataclasses import dataclass, field
 
 import torch
@@ -6,8 +11,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from wesv.errors import WesvError
-from wesv.features.fbank import FbankConfig
-from wesv.models.base import ENCODERS, FbankEncoder
+from wesv.features.fbank import Fbank, FbankConfig
+from wesv.models.base import ENCODERS, Encoder
+from wesv.nn.mask import zero_padding
 from wesv.nn.pooling import TemporalStatsPool
 
 
@@ -41,6 +47,7 @@ class BasicBlock(nn.Module):
 
     def __init__(self, in_planes: int, planes: int, stride: int = 1):
         super().__init__()
+        self.stride = stride
         self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
@@ -50,17 +57,21 @@ class BasicBlock(nn.Module):
             self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False),
                                           nn.BatchNorm2d(planes))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if mask is None:
+            out = F.relu(self.bn1(self.conv1(x)))
+        else:
+            out = F.relu(self.bn1(self.conv1(zero_padding(x, mask))))
+            out = zero_padding(out, mask[..., ::self.stride])
         out = self.bn2(self.conv2(out))
         return F.relu(out + self.shortcut(x))
 
 
-class ResNet(FbankEncoder):
+class ResNet(Encoder):
     """ResNet encoder: stem conv, four stages (stride 1, 2, 2, 2), mean+std over time of (channels × freq)."""
 
     def __init__(self, cfg: ResNetConfig):
-        super().__init__(cfg, cfg.fbank, cfg.embed_dim)
+        super().__init__(cfg, Fbank(cfg.fbank), cfg.embed_dim)
         w = cfg.base_width
         self.conv1 = nn.Conv2d(1, w, 3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(w)
@@ -72,7 +83,7 @@ class ResNet(FbankEncoder):
             stages.append(nn.Sequential(*layers))
             in_planes = planes
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
-        freq = cfg.fbank.num_mel_bins
+        freq = self.frontend.feature_dim
         for _ in range(3):  # a 3x3 stride-2 conv with padding 1 maps F to ceil(F / 2)
             freq = (freq + 1) // 2
         self.stats_dim = in_planes * freq
@@ -82,12 +93,20 @@ class ResNet(FbankEncoder):
             self.seg_bn_1 = nn.BatchNorm1d(cfg.embed_dim, affine=False)
             self.seg_2 = nn.Linear(cfg.embed_dim, cfg.embed_dim)
 
-    def embed(self, feats: torch.Tensor) -> torch.Tensor:
-        """``(B, frames, bins)`` → ``(B, embed_dim)``."""
+    def embed(self, feats: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, frames, bins)`` (padded frames where ``mask`` is False) → ``(B, embed_dim)``."""
         x = feats.transpose(1, 2).unsqueeze(1)  # (B, 1, F, T)
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
-        emb = self.seg_1(self.pool(out.flatten(1, 2)))
+        if mask is None:
+            out = F.relu(self.bn1(self.conv1(x)))
+            out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
+            emb = self.seg_1(self.pool(out.flatten(1, 2)))
+        else:
+            m = mask[:, None, None, :]
+            out = F.relu(self.bn1(self.conv1(zero_padding(x, m))))
+            for block in (*self.layer1, *self.layer2, *self.layer3, *self.layer4):
+                out = block(out, m)
+                m = m[..., ::block.stride]
+            emb = self.seg_1(self.pool(out.flatten(1, 2), m[:, 0, 0, :]))
         if self.cfg.two_emb_layer:
             emb = self.seg_2(self.seg_bn_1(F.relu(emb)))
         return emb

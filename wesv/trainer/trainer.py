@@ -125,6 +125,10 @@ class Trainer:
         self.dataset = method_cls.build_dataset(cfg.method, cfg.data, augmenter, cfg.seed)
         data_info = method_cls.data_info(cfg.method, self.dataset)
         encoder = build_encoder(cfg.encoder.name, cfg.encoder.config)
+        if encoder.sample_rate != cfg.data.sample_rate:
+            raise WesvError(f"data.sample_rate is {cfg.data.sample_rate} Hz but encoder {cfg.encoder.name}'s front-end "
+                            f"takes {encoder.sample_rate} Hz — make them agree (data.resample: true converts audio "
+                            "at another rate)")
         if cfg.trainer.init_from and ckpt is None:
             load_init_weights(encoder, cfg.trainer.init_from, cfg.encoder.name)
         self.method: Method = method_cls(cfg.method, encoder, data_info).to(self.device)
