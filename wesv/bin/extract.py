@@ -30,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--on-mismatch", choices=("redo", "fail"), default="redo",
                    help="a finished shard whose fingerprint (model sha1, wav.scp, shard, --chunk-seconds) differs: "
                         "extract it again (default, with a log line) or fail")
+    p.add_argument("--allow-truncated", action="store_true",
+                   help="embed what there is of a wav file cut short (its header claims more audio) instead of "
+                        "refusing it")
     p.add_argument("--merge", action="store_true", help="merge the --num-jobs finished shards into xvector.scp")
     return p
 
@@ -64,7 +67,8 @@ def main(argv: list[str] | None = None) -> None:
     # The encoder is loaded only if the shard is not already done with this model's fingerprint.
     extract_shard(lambda: load_encoder(model), data.wav_scp, args.out, args.job, args.num_jobs,
                   batch_size=args.batch_size, chunk_seconds=args.chunk_seconds, device=args.device,
-                  skip_bad=args.skip_bad, model_path=os.path.abspath(model), on_mismatch=args.on_mismatch)
+                  skip_bad=args.skip_bad, model_path=os.path.abspath(model), on_mismatch=args.on_mismatch,
+                  allow_truncated=args.allow_truncated)
 
 
 if __name__ == "__main__":

@@ -62,7 +62,7 @@ def module_fingerprint(encoder: nn.Module) -> dict:
 
 
 def extraction_fingerprint(model: dict, wav_scp: dict[str, str], job: int, num_jobs: int,
-                           chunk_seconds: float | None) -> dict:
+                           chunk_seconds: float | None, allow_truncated: bool = False) -> dict:
     """The ``.done.J`` fingerprint: the model, the data (sha1 of wav.scp's entries), the shard and the options
     that change the embeddings (the batch size and device do not)."""
     h = hashlib.sha1()
@@ -70,7 +70,7 @@ def extraction_fingerprint(model: dict, wav_scp: dict[str, str], job: int, num_j
         h.update(f"{utt} {spec}\n".encode())
     start, end = split_indices(len(wav_scp), num_jobs)[job - 1]
     return {"model": model, "data": {"wav_scp_sha1": h.hexdigest(), "num_utts": len(wav_scp)},
-            "shard": [start, end], "options": {"chunk_seconds": chunk_seconds}}
+            "shard": [start, end], "options": {"chunk_seconds": chunk_seconds, "allow_truncated": allow_truncated}}
 
 
 def fingerprint_change(old: dict | None, new: dict, shard: bool = True) -> str | None:
@@ -135,7 +135,7 @@ def shard_done(out: str, job: int, num_jobs: int, fingerprint: dict | None = Non
 def extract_shard(encoder: nn.Module | Callable[[], nn.Module], wav_scp: dict[str, str], out: str, job: int = 1,
                   num_jobs: int = 1, *, batch_size: int = 32, chunk_seconds: float | None = None,
                   device: str = "auto", skip_bad: bool = False, model_path: str = "", on_mismatch: str = "redo",
-                  progress: bool | None = None) -> dict:
+                  allow_truncated: bool = False, progress: bool | None = None) -> dict:
     """Embed shard ``job`` of ``num_jobs`` of ``wav_scp`` into ``out``; a shard done with the same fingerprint
     (model, data, shard, options) is skipped.
 
@@ -156,7 +156,7 @@ def extract_shard(encoder: nn.Module | Callable[[], nn.Module], wav_scp: dict[st
             encoder = encoder()
         if model is None:
             model = module_fingerprint(encoder)
-        fingerprint = extraction_fingerprint(model, wav_scp, job, num_jobs, chunk_seconds)
+        fingerprint = extraction_fingerprint(model, wav_scp, job, num_jobs, chunk_seconds, allow_truncated)
         if shard_done(out, job, num_jobs, fingerprint, on_mismatch):
             log.info("shard %d/%d already done (%s); nothing to do", job, num_jobs, paths["done"])
             return {**_read_marker(paths["done"]), "skipped": True}
@@ -164,12 +164,12 @@ def extract_shard(encoder: nn.Module | Callable[[], nn.Module], wav_scp: dict[st
             encoder = encoder()
         return _extract(encoder, wav_scp, out, job, num_jobs, paths, fingerprint, batch_size=batch_size,
                         chunk_seconds=chunk_seconds, device=device, skip_bad=skip_bad, model_path=model_path,
-                        progress=progress)
+                        allow_truncated=allow_truncated, progress=progress)
 
 
 def _extract(encoder: nn.Module, wav_scp: dict[str, str], out: str, job: int, num_jobs: int, paths: dict[str, str],
              fingerprint: dict, *, batch_size: int, chunk_seconds: float | None, device: str, skip_bad: bool,
-             model_path: str, progress: bool | None) -> dict:
+             model_path: str, allow_truncated: bool, progress: bool | None) -> dict:
     finished = os.path.exists(paths["done"])  # a shard redone for another fingerprint keeps it until replaced
     for path in [paths[k] + suffix for k in ("ark", "scp", "bad", "done") for suffix in ("", ".tmp")
                  if suffix or not finished]:
@@ -195,7 +195,7 @@ def _extract(encoder: nn.Module, wav_scp: dict[str, str], out: str, job: int, nu
     tmp_ark = paths["ark"] + ".tmp"
     with open(tmp_ark, "wb") as f:
         for utt, emb in embed_utterances(encoder, utts, on_bad, device=dev, batch_size=batch_size,
-                                         chunk_samples=chunk, progress=progress):
+                                         chunk_samples=chunk, progress=progress, allow_truncated=allow_truncated):
             pos = f.tell()
             kaldiio.save_ark(f, {utt: emb})
             offsets[utt] = pos + len(utt.encode()) + 1  # scp points just past "key "
