@@ -87,13 +87,19 @@ def _decode(source, spec: str, utt: str | None) -> tuple[np.ndarray, int]:
 def _read_ark(spec: str, utt: str | None) -> tuple[np.ndarray, int]:
     import kaldiio
 
-    path = _ARK.match(spec.strip()).group("path")
+    m = _ARK.match(spec.strip())
+    path = m.group("path")
     if not os.path.isfile(path):
         raise WesvError(f"{_who(spec, utt)}: ark file {path!r} does not exist — check wav.scp")
+    size = os.path.getsize(path)
+    if int(m.group("offset")) >= size:
+        raise WesvError(f"{_who(spec, utt)}: offset {m.group('offset')} is past the end of the ark {path!r} ({size} "
+                        "bytes) — is the offset right, or was the ark cut short?")
     try:
         loaded = kaldiio.load_mat(spec.strip())
     except Exception as err:  # kaldiio raises bare ValueError/EOFError/struct.error for a bad offset
-        raise WesvError(f"{_who(spec, utt)}: cannot read from the ark ({err}) — is the offset right?") from err
+        reason = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+        raise WesvError(f"{_who(spec, utt)}: cannot read from the ark ({reason}) — is the offset right?") from err
     if not isinstance(loaded, tuple):
         raise WesvError(f"{_who(spec, utt)}: the ark holds a matrix, not audio — wav.scp must point at wav data")
     rate, array = loaded

@@ -59,7 +59,10 @@ def write_scp(path: str, mapping: Mapping[str, str | Sequence[str]], sort: bool 
 
 
 def format_problems(title: str, problems: list[str], limit: int = 200) -> str:
-    """One error message: a title, then each problem on its own line (the first ``limit``, then a count)."""
+    """One error message: a title, then each problem on its own line (the first ``limit``, then a count); a single
+    problem stays on the title's line."""
+    if len(problems) == 1:
+        return f"{title}: {problems[0]}"
     shown = problems[:limit]
     more = len(problems) - len(shown)
     body = "\n".join(f"  {p}" for p in shown)
