@@ -193,14 +193,18 @@ def _extract(encoder: nn.Module, wav_scp: dict[str, str], out: str, job: int, nu
     t0 = time.perf_counter()
     offsets: dict[str, int] = {}
     tmp_ark = paths["ark"] + ".tmp"
-    with open(tmp_ark, "wb") as f:
-        for utt, emb in embed_utterances(encoder, utts, on_bad, device=dev, batch_size=batch_size,
-                                         chunk_samples=chunk, progress=progress, allow_truncated=allow_truncated):
-            pos = f.tell()
-            kaldiio.save_ark(f, {utt: emb})
-            offsets[utt] = pos + len(utt.encode()) + 1  # scp points just past "key "
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(tmp_ark, "wb") as f:
+            for utt, emb in embed_utterances(encoder, utts, on_bad, device=dev, batch_size=batch_size,
+                                             chunk_samples=chunk, progress=progress, allow_truncated=allow_truncated):
+                pos = f.tell()
+                kaldiio.save_ark(f, {utt: emb})
+                offsets[utt] = pos + len(utt.encode()) + 1  # scp points just past "key "
+            f.flush()
+            os.fsync(f.fileno())
+    except WesvError:  # bad audio: nothing of this run stays behind (a kill leaves the temp file for the next run)
+        os.remove(tmp_ark)
+        raise
     ark = os.path.abspath(paths["ark"])  # absolute: the scp works from any directory
     _write_text(paths["scp"] + ".tmp", "".join(f"{u} {ark}:{offsets[u]}\n" for u in utts if u in offsets))
     _write_text(paths["bad"] + ".tmp", "".join(f"{u} {r}\n" for u, r in bad))
