@@ -8,22 +8,22 @@ from badinput import assert_clean_error, run_entry, tree_digest
 from wesv.cli import entry_point
 
 
-@pytest.mark.parametrize("code, needle", [
-    (errno.ENOSPC, "No space left on device — free space or choose another output location"),
-    (errno.EROFS, "Read-only file system"),
-    (errno.EACCES, "Permission denied"),
-    (errno.ENOENT, "No such file or directory"),
+@pytest.mark.parametrize("code, line", [
+    (errno.ENOSPC, "cannot write /out/x.scp: No space left on device — free space or choose another output location"),
+    (errno.EROFS, "cannot write /out/x.scp: Read-only file system — choose an output location on a writable"),
+    (errno.EACCES, "cannot access /out/x.scp: Permission denied — check its permissions"),
+    (errno.ENOENT, "cannot open /out/x.scp: No such file or directory — check the path"),
 ])
-def test_os_errors_naming_a_file_are_one_line(capsys, code, needle):
+def test_os_errors_naming_a_file_are_one_line(capsys, code, line):
     @entry_point
     def main(argv=None):
-        raise OSError(code, os.strerror(code), "/out/dir/xvector.scp")
+        raise OSError(code, os.strerror(code), "/out/x.scp")
 
     with pytest.raises(SystemExit) as stop:
         main([])
     err = capsys.readouterr().err
     assert stop.value.code == 2 and "Traceback" not in err
-    assert err.strip().splitlines() == [f"wesv: error: {'cannot write' if code in (errno.ENOSPC, errno.EROFS) else 'cannot access' if code == errno.EACCES else 'cannot open'} /out/dir/xvector.scp: {needle}" + err.split(needle, 1)[1].rstrip()]
+    assert len(err.strip().splitlines()) == 1 and err.startswith(f"wesv: error: {line}")
 
 
 def test_programming_errors_keep_their_traceback():

@@ -41,7 +41,8 @@ class BadUtterance(Exception):
 
 def embed_utterances(encoder: nn.Module, wav_scp: dict[str, str], on_bad: Callable[[str, str], None], *,
                      device: torch.device, batch_size: int = 32, chunk_samples: int | None = None,
-                     progress: bool | None = None, allow_truncated: bool = False) -> Iterator[tuple[str, np.ndarray]]:
+                     progress: bool | None = None,
+                     allow_truncated: bool = False) -> Iterator[tuple[str, np.ndarray]]:
     """Yield ``(utt, embedding float32)`` for each good utterance (mean over chunks when ``chunk_samples``).
 
     ``on_bad(utt, reason)`` is called for unreadable, truncated, empty, too-short or NaN/inf audio; it raises to stop (the default

@@ -86,7 +86,8 @@ def _read_with_kaldiio(scp: str) -> tuple[list[str], np.ndarray]:
             raise WesvError(f"{where(scp, lineno)}: cannot read embedding {key!r} ({reason}) — check that the ark "
                             "it points to exists and is complete") from err
         if isinstance(mat, tuple):
-            raise WesvError(f"{where(scp, lineno)}: {key!r} points at audio, not an embedding — give an embedding scp")
+            raise WesvError(f"{where(scp, lineno)}: {key!r} points at audio, not an embedding — give an embedding "
+                            "scp")
         vec = np.asarray(mat, dtype=np.float32).reshape(-1)
         if rows and vec.size != rows[0].size:
             raise WesvError(f"{where(scp, lineno)}: embedding {key!r} has dimension {vec.size}, the first has "
