@@ -45,8 +45,8 @@ def embed_utterances(encoder: nn.Module, wav_scp: dict[str, str], on_bad: Callab
                      allow_truncated: bool = False) -> Iterator[tuple[str, np.ndarray]]:
     """Yield ``(utt, embedding float32)`` for each good utterance (mean over chunks when ``chunk_samples``).
 
-    ``on_bad(utt, reason)`` is called for unreadable, truncated, empty, too-short or NaN/inf audio; it raises to stop (the default
-    behaviour of extraction) or returns to skip the utterance.
+    ``on_bad(utt, reason)`` is called for unreadable, truncated, empty, too-short or NaN/inf audio; it raises to
+    stop (the default behaviour of extraction) or returns to skip the utterance.
     """
     sample_rate = encoder_sample_rate(encoder)
     min_samples = int(getattr(encoder, "min_samples", 1))
