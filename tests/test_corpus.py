@@ -177,6 +177,7 @@ def test_cli_and_baseline_embeddings(tmp_path, capsys):
         baseline_main(["--data", os.path.join(out, "test"), "--out", str(tmp_path / "emb")])
     assert e.value.code == 0
     keys, emb = read_embeddings(str(tmp_path / "emb/xvector.scp"))
+    assert (tmp_path / "emb/xvector.scp").read_text().split()[1].startswith(str(tmp_path / "emb/xvector.ark:"))
     assert keys == sorted(read_scp(os.path.join(out, "test/wav.scp"))) and emb.shape == (4, 80)
     with pytest.raises(SystemExit) as e:
         make_main(["--out", out, "--snr", "nonsense"])
