@@ -10,9 +10,9 @@ from wesv.log import setup_logging
 
 # What to do about an OSError an entry point did not expect, by errno (the message names the path and the errno).
 _OS_HINTS = {
-    errno.ENOSPC: ("cannot write", "free space or choose another output location (--out)"),
-    errno.EDQUOT: ("cannot write", "free space (disk quota) or choose another output location (--out)"),
-    errno.EROFS: ("cannot write", "choose an output location on a writable file system (--out)"),
+    errno.ENOSPC: ("cannot write", "free space or choose another output location"),
+    errno.EDQUOT: ("cannot write", "free space (disk quota) or choose another output location"),
+    errno.EROFS: ("cannot write", "choose an output location on a writable file system"),
     errno.EACCES: ("cannot access", "check its permissions, or choose another location"),
     errno.EPERM: ("cannot access", "check its permissions, or choose another location"),
     errno.ENOENT: ("cannot open", "check the path (and that its parent directory exists)"),
