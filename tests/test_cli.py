@@ -85,3 +85,19 @@ def test_open_failing_on_the_output_is_one_line(tmp_path, capsys, monkeypatch):
     out = run_entry("compute_metrics", ["--trials", tmp_path / "trials", "--scores", tmp_path / "scores",
                                         "--json", tmp_path / "out" / "m.json"], capsys)
     assert_clean_error(out, "cannot write", str(tmp_path / "out" / "m.json"), "No space left on device")
+
+
+@pytest.mark.parametrize("entry", ["make_corpus", "train"])
+def test_make_corpus_and_train_on_a_full_disk(tmp_path, capsys, monkeypatch, entry):
+    from trainer_helpers import make_tiny_corpus, tiny_config
+
+    if entry == "train":
+        data = make_tiny_corpus(str(tmp_path), num_speakers=2, utts_per_speaker=2)
+        (tmp_path / "c.yaml").write_text(tiny_config(data))
+        argv = ["--config", tmp_path / "c.yaml", "--exp-dir", tmp_path / "out"]
+    else:
+        argv = ["--out", tmp_path / "out", "--num-train-speakers", 1, "--utts-per-speaker", 1, "--num-test-speakers",
+                2, "--test-utts-per-speaker", 2, "--min-dur", 0.5, "--max-dur", 0.6, "--no-augment-sets",
+                "--num-workers", 1]
+    _full_disk(monkeypatch, errno.ENOSPC)
+    assert_clean_error(run_entry(entry, argv, capsys), "cannot write", str(tmp_path / "out"), "No space left")
