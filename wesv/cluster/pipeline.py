@@ -130,6 +130,7 @@ def run_clustering(emb: str, data: str, out: str, cfg: ClusterConfig, truth_utt2
     created = not os.path.isdir(out)
     lock = os.path.join(out, LOCK_NAME)
     try:
+        os.makedirs(out, exist_ok=True)
         with exclusive_lock(lock, f"clustering output {out}"):
             return _run_clustering(emb, data, out, cfg, truth_utt2spk)
     except BaseException:

@@ -237,6 +237,8 @@ def merge_shards(out: str, num_jobs: int, wav_scp: dict[str, str], wav_scp_path:
     absolute. ``out/.lock.merge`` is held meanwhile."""
     if num_jobs < 1:
         raise WesvError(f"--num-jobs must be at least 1, got {num_jobs}")
+    if not os.path.isdir(out):
+        raise WesvError(f"{out}: no such extraction dir — run extraction (python -m wesv.bin.extract) first")
     with exclusive_lock(os.path.join(out, ".lock.merge"), f"the merge of {out}"):
         return _merge(out, num_jobs, wav_scp, wav_scp_path)
 
