@@ -192,3 +192,40 @@ def test_crops_overlap_when_too_short():
     assert out[0][50:].sum() == 0 and out[1].shape == (20,)
     with pytest.raises(WesvError, match="shorter than"):
         crops(np.arange(50, dtype=np.float32), [100], np.random.default_rng(0), short="error")
+
+
+def test_truncated_wav_is_refused_unless_allowed(tmp_path, wave):
+    from wesv.data.audio import wav_truncation
+    p = write_wav(tmp_path / "a.wav", wave)
+    assert wav_truncation(p) is None
+    with open(p, "r+b") as f:
+        f.truncate(44 + 3000)
+    assert wav_truncation(p) == (8000, 3000)
+    for read in (lambda: load_audio(p, utt="u1"), lambda: audio_num_samples(p, utt="u1")):
+        with pytest.raises(WesvError, match=r"utterance 'u1' .*: truncated wav — its header announces 8000 bytes of "
+                                            r"audio, the file holds 3000 .*--allow-truncated"):
+            read()
+    assert load_audio(p, allow_truncated=True).shape == (1500,)
+    assert audio_num_samples(p, allow_truncated=True) == 1500
+
+
+def test_stereo_takes_channel_0_and_says_so_once(tmp_path, wave, caplog, monkeypatch):
+    import wesv.data.audio as audio
+    monkeypatch.setattr(audio, "_told_stereo", False)
+    p = write_wav(tmp_path / "s.wav", np.stack([wave, -wave], axis=1))
+    np.testing.assert_allclose(load_audio(p), wave, atol=2 / 32768)
+    load_audio(p)
+    assert caplog.text.count("taking channel 0") == 1
+
+
+def test_acceptable_audio_is_the_rule_of_extraction(tmp_path, wave):
+    from wesv.data.audio import acceptable_audio
+    assert acceptable_audio(write_wav(tmp_path / "a.wav", wave)) == (4000, RATE)
+    p = write_wav(tmp_path / "inf.wav", np.where(np.arange(4000) == 7, np.inf, wave).astype(np.float32),
+                  subtype="FLOAT")
+    with pytest.raises(WesvError, match=r"holds NaN/inf samples \(1, the first at sample 7\)"):
+        acceptable_audio(p)
+    with pytest.raises(WesvError, match=r"only 160 samples, at least 400"):
+        acceptable_audio(write_wav(tmp_path / "short.wav", wave[:160]))
+    with pytest.raises(WesvError, match=r"sample rate is 16000 Hz, expected 8000 Hz"):
+        acceptable_audio(write_wav(tmp_path / "b.wav", wave), 8000)

@@ -364,3 +364,23 @@ def test_plot_rounds_orders_rounds_naturally(tmp_path):
     from wesv.cluster.plot import plot_rounds
     assert [r["round"] for r in plot_rounds(sorted(paths), str(png))] == ["train_round1", "train_round2",
                                                                           "train_round10"]
+
+
+def test_second_clustering_into_the_same_out_fails_naming_the_holder(tmp_path):
+    from wesv.lock import exclusive_lock
+    data, scp, _, _ = make_round_dir(tmp_path)
+    out = tmp_path / "r1"
+    out.mkdir()
+    with exclusive_lock(str(out / ".lock"), "the first run"):
+        with pytest.raises(WesvError, match=rf"r1/\.lock.*pid {os.getpid()}|pid {os.getpid()}.*r1/\.lock"):
+            run_clustering(scp, data, str(out), ClusterConfig(num_clusters=12, device="cpu"))
+    assert os.listdir(out) == [".lock"]
+    run_clustering(scp, data, str(out), ClusterConfig(num_clusters=12, device="cpu"))
+    assert (out / "utt2spk").exists()
+
+
+def test_failed_first_clustering_leaves_no_out_dir(tmp_path):
+    data, scp, _, _ = make_round_dir(tmp_path, drop_key="spk003-utt0031")
+    with pytest.raises(WesvError):
+        run_clustering(scp, data, str(tmp_path / "r1"), ClusterConfig(num_clusters=12, device="cpu"))
+    assert not (tmp_path / "r1").exists()

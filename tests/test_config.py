@@ -152,3 +152,14 @@ def test_shipped_configs_load(conf):
         assert (cfg.method.scale, cfg.method.margin, cfg.trainer.epochs) == (30.0, 0.2, 150)
         assert (cfg.optim.lr, cfg.optim.final_lr, cfg.optim.schedule) == (0.1, 5e-5, "exponential")
         assert (cfg.data.crop_seconds, cfg.data.batch_size) == (2.0, 128)
+
+
+@pytest.mark.parametrize("text, value", [("1e-3", 1e-3), ("1E-3", 1e-3), ("2.5e+2", 250.0), ("3", 3.0),
+                                         (".5", 0.5), ("1e5", 1e5)])
+def test_every_python_float_form_is_a_float(tmp_path, tiny_config_text, text, value):
+    """YAML 1.1 reads 1e-3 (no dot) as a string; a float field takes whatever float() takes, and ints."""
+    cfg = load_config(write(tmp_path, tiny_config_text), ["--optim.lr", text])
+    assert cfg.optim.lr == value and isinstance(cfg.optim.lr, float)
+    cfg = load_config(write(tmp_path, tiny_config_text.replace("lr: 0.1", f"lr: {text}")))
+    assert cfg.optim.lr == value and isinstance(cfg.optim.lr, float)
+    assert from_dict(Outer, {"name": "x", "maybe": text}).maybe == value

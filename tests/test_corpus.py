@@ -162,7 +162,7 @@ def test_bad_options_are_user_errors(tmp_path):
         make_corpus(str(tmp_path / "x"), 0, num_test_speakers=1)
 
 
-def test_cli_and_baseline_embeddings(tmp_path, capsys):
+def test_cli_and_baseline_embeddings(tmp_path, capsys, monkeypatch):
     from wesv.bin.baseline_embeddings import main as baseline_main
     from wesv.bin.make_corpus import main as make_main
     from wesv.scoring.io import read_embeddings
@@ -174,9 +174,11 @@ def test_cli_and_baseline_embeddings(tmp_path, capsys):
                    "--num-workers", "1"])
     assert e.value.code == 0
     with pytest.raises(SystemExit) as e:
-        baseline_main(["--data", os.path.join(out, "test"), "--out", str(tmp_path / "emb")])
+        monkeypatch.chdir(tmp_path)  # a relative --out: the scp still holds absolute paths
+        baseline_main(["--data", os.path.join(out, "test"), "--out", "emb"])
     assert e.value.code == 0
     keys, emb = read_embeddings(str(tmp_path / "emb/xvector.scp"))
+    assert (tmp_path / "emb/xvector.scp").read_text().split()[1].startswith(str(tmp_path / "emb/xvector.ark:"))
     assert keys == sorted(read_scp(os.path.join(out, "test/wav.scp"))) and emb.shape == (4, 80)
     with pytest.raises(SystemExit) as e:
         make_main(["--out", out, "--snr", "nonsense"])

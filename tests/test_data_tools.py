@@ -30,7 +30,7 @@ def data(tmp_path):
         for u in range(3):
             utt = f"s{s}-u{u}"
             path = d / "wav" / f"{utt}.wav"
-            sf.write(str(path), np.zeros(160, dtype=np.float32), 16000)
+            sf.write(str(path), np.zeros(1600, dtype=np.float32), 16000)
             wav.append(f"{utt} {path}\n")
             u2s.append(f"{utt} s{s}\n")
     (d / "wav.scp").write_text("".join(wav))
@@ -43,7 +43,8 @@ def data(tmp_path):
 def test_validate_ok_and_failure(data):
     r = tool("validate_data_dir", data, "--check-audio", "--sample-rate", 16000)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == f"{data}: OK — 12 utterances, 4 speakers, 3 trials (1 target)"
+    assert r.stdout.strip() == (f"{data}: OK — 12 utterances, 4 speakers, 3 trials (1 target), 12 audio files read "
+                                "and accepted")
     (data / "wav" / "s1-u1.wav").unlink()
     with open(data / "trials", "a") as f:
         f.write("s0-u0 ghost target\n")

@@ -227,8 +227,33 @@ def test_check_audio(tmp_path):
     assert validate_data_dir(d).num_utts == 4  # audio not opened by default
     msg = problems_of(d, check_audio=True, sample_rate=16000)
     assert f"{d}/wav.scp:2: utterance 'b'" in msg and "no such file" in msg
-    assert f"{d}/wav.scp:3: '{slow}' is 8000 Hz, expected 16000 Hz" in msg
+    assert f"{d}/wav.scp:3: utterance 'c' ('{slow}'): sample rate is 8000 Hz, expected 16000 Hz" in msg
     assert "wav.scp:1" not in msg and "wav.scp:4" not in msg
+
+
+def test_check_audio_applies_the_rule_of_extraction(tmp_path):
+    """Files extraction refuses (NaN/inf, 0.01 s, cut short) fail --check-audio too; the summary counts files."""
+    import soundfile as sf
+
+    good = str(tmp_path / "good.wav")
+    sf.write(good, np.zeros(1600, dtype=np.float32), 16000)
+    nan = str(tmp_path / "nan.wav")
+    sf.write(nan, np.array([0.0, np.nan] * 800, dtype=np.float32), 16000, subtype="FLOAT")
+    short = str(tmp_path / "short.wav")
+    sf.write(short, np.zeros(160, dtype=np.float32), 16000)
+    cut = str(tmp_path / "cut.wav")
+    sf.write(cut, np.zeros(16000, dtype=np.float32), 16000, subtype="PCM_16")
+    with open(cut, "r+b") as f:
+        f.truncate(20000)
+    d = make_dir(tmp_path / "d", wav={"a": good, "b": nan, "c": short, "d": cut}, utt2spk=None, trials=False)
+    msg = problems_of(d, check_audio=True)
+    assert "wav.scp:2: utterance 'b'" in msg and "NaN/inf samples" in msg
+    assert "wav.scp:3: utterance 'c'" in msg and "only 160 samples, at least 400" in msg
+    assert "wav.scp:4: utterance 'd'" in msg and "truncated wav" in msg and "--allow-truncated" in msg
+    assert "wav.scp:1" not in msg
+    ok = make_dir(tmp_path / "ok", wav={"a": good, "d": cut}, utt2spk=None, trials=False)
+    summary = validate_data_dir(ok, check_audio=True, allow_truncated=True)
+    assert summary.num_audio_read == 2 and "2 audio files read" in str(summary)
 
 
 # ------------------------------------------------------------------------------------------- split rule

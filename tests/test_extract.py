@@ -1,4 +1,5 @@
 """Sharded extraction with a tiny encoder: batching exactness, shards + merge, resubmission, kills, bad audio."""
+import json
 import os
 
 import numpy as np
@@ -133,16 +134,106 @@ def test_merge_refuses_unfinished_or_mismatched_shards(data, tmp_path):
         extract_shard(None, wav, str(tmp_path / "o"), 1, 3)
 
 
-def test_resubmitted_finished_shard_does_nothing(data, tmp_path):
+def test_resubmitted_finished_shard_does_nothing(data, tmp_path, monkeypatch):
     d, exp = data
     out = tmp_path / "o"
     common = ["--data", str(d), "--device", "cpu", "--out", str(out), "--job", "2", "--num-jobs", "2"]
     assert run(["--model-dir", str(exp), *common]) == 0
     before = {p: os.stat(out / p).st_mtime_ns for p in ("xvector.2.ark", "xvector.2.scp", ".done.2")}
-    # A model path that does not exist proves the model is not even loaded.
-    assert run(["--model", str(tmp_path / "missing.pt"), *common]) == 0
+    # Same model (a copy, even): the model is not even loaded.
+    import shutil
+
+    import wesv.models
+    shutil.copy(exp / "encoder.pt", tmp_path / "copy.pt")
+    monkeypatch.setattr(wesv.models, "load_encoder", lambda path: pytest.fail("the model was loaded"))
+    assert run(["--model", str(tmp_path / "copy.pt"), *common]) == 0
     assert {p: os.stat(out / p).st_mtime_ns for p in before} == before
     assert not (out / "xvector.1.scp").exists()
+
+
+def test_another_model_or_data_redoes_the_shard_or_fails(data, encoder, tmp_path, capsys, caplog):
+    """A finished dir extracted again with another model is not 'already done' with the old ark."""
+    d, exp = data
+    out = tmp_path / "o"
+    for job in (1, 2):
+        assert run(["--model-dir", str(exp), "--data", str(d), "--device", "cpu", "--out", str(out), "--job",
+                    str(job), "--num-jobs", "2"]) == 0
+    assert run(["--model-dir", str(exp), "--data", str(d), "--out", str(out), "--num-jobs", "2", "--merge"]) == 0
+    old = as_dict(out / "xvector.scp")
+    fingerprint = json.loads((out / "fingerprint").read_text())
+    assert fingerprint["model"]["sha1"] and fingerprint["data"]["num_utts"] == 7
+    torch.manual_seed(1)
+    other = tmp_path / "exp2"
+    save_encoder(str(other / "encoder.pt"), build_encoder("ecapa_tdnn_small", TINY).eval())
+    common = ["--model-dir", str(other), "--data", str(d), "--device", "cpu", "--out", str(out), "--num-jobs", "2"]
+    before = {p: (out / p).read_bytes() for p in ("xvector.1.ark", ".done.1", "xvector.scp")}
+    assert run([*common, "--job", "1", "--on-mismatch", "fail"]) == 2
+    err = capsys.readouterr().err
+    assert "shard 1 was extracted with another model" in err and "--on-mismatch redo" in err
+    assert {p: (out / p).read_bytes() for p in before} == before
+    assert run([*common, "--job", "1"]) == 0
+    assert "extracting it again" in caplog.text
+    assert not (out / "xvector.scp").exists()  # the merged list no longer describes the shards
+    assert run([*common, "--merge"]) == 2
+    assert "shard 2 differs from shard 1: another model" in capsys.readouterr().err
+    assert run([*common, "--job", "2"]) == 0 and run([*common, "--merge"]) == 0
+    new = as_dict(out / "xvector.scp")
+    assert list(new) == list(old) and not np.allclose(new["u1"], old["u1"])
+    # another wav.scp (one utterance dropped) also redoes the shards
+    (d / "wav.scp").write_text("".join((d / "wav.scp").read_text().splitlines(keepends=True)[:-1]))
+    assert run([*common, "--job", "1", "--on-mismatch", "fail"]) == 2
+    assert "another wav.scp" in capsys.readouterr().err
+
+
+def test_second_writer_of_a_shard_fails_naming_the_holder(data, encoder, tmp_path):
+    import subprocess
+    import sys
+
+    d, _ = data
+    wav = {line.split()[0]: line.split()[1] for line in (d / "wav.scp").read_text().splitlines()}
+    out = tmp_path / "o"
+    out.mkdir()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(out / ".lock.1"), root], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(WesvError, match=rf"\.lock\.1.*pid {holder.pid}\b|pid {holder.pid}\b.*\.lock\.1"):
+            extract_shard(encoder, wav, str(out), device="cpu", progress=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert sorted(os.listdir(out)) == [".lock.1"]
+    extract_shard(encoder, wav, str(out), device="cpu", progress=False)  # the lock died with its holder
+
+
+HOLD_LOCK = """
+import sys, time
+sys.path.insert(0, sys.argv[2])
+from wesv.lock import exclusive_lock
+with exclusive_lock(sys.argv[1], "a test holder"):
+    print("locked", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_relative_scp_of_an_old_extraction_works_from_anywhere(data, tmp_path, monkeypatch):
+    """Shard scps written with relative ark paths (older wesv, from the recipe dir) merge into absolute ones."""
+    d, exp = data
+    monkeypatch.chdir(tmp_path)
+    assert run(["--model-dir", str(exp), "--data", str(d), "--device", "cpu", "--out", "o"]) == 0
+    scp1 = tmp_path / "o" / "xvector.1.scp"
+    assert all(line.split()[1].startswith(str(tmp_path / "o" / "xvector.1.ark:"))
+               for line in scp1.read_text().splitlines())
+    scp1.write_text(scp1.read_text().replace(str(tmp_path) + "/", ""))  # as an older wesv wrote it
+    assert merge_embeddings.main.__wrapped__(["--out", "o", "--num-jobs", "1", "--data", str(d)]) is None
+    merged = (tmp_path / "o" / "xvector.scp").read_text()
+    assert merged.split()[1].startswith(str(tmp_path / "o" / "xvector.1.ark:"))
+    (tmp_path / "rel.scp").write_text(scp1.read_text().replace("o/", "o/../o/"))
+    (tmp_path / "o" / "rel.scp").write_text(scp1.read_text().replace("o/", ""))
+    monkeypatch.chdir(d)  # elsewhere: relative arks resolve against the scp's own dir
+    assert list(as_dict(tmp_path / "o" / "rel.scp")) == list(LENGTHS)
+    assert list(as_dict(tmp_path / "o" / "xvector.scp")) == list(LENGTHS)
 
 
 class Killer(torch.nn.Module):
@@ -167,9 +258,9 @@ def test_killed_shard_leaves_no_outputs_and_rerun_completes(data, encoder, tmp_p
     with pytest.raises(KeyboardInterrupt):
         extract_shard(Killer(encoder), wav, str(out), batch_size=2, device="cpu", progress=False)
     left = sorted(os.listdir(out))
-    assert left == ["xvector.1.ark.tmp"]  # only a temp file: no partial xvector.1.*, no marker
+    assert left == [".lock.1", "xvector.1.ark.tmp"]  # only a temp file: no partial xvector.1.*, no marker
     extract_shard(encoder, wav, str(out), batch_size=2, device="cpu", progress=False)
-    assert sorted(os.listdir(out)) == [".done.1", "bad_utts.1", "xvector.1.ark", "xvector.1.scp"]
+    assert sorted(os.listdir(out)) == [".done.1", ".lock.1", "bad_utts.1", "xvector.1.ark", "xvector.1.scp"]
     extract_shard(encoder, wav, str(tmp_path / "ref"), batch_size=2, device="cpu", progress=False)
     got, ref = as_dict(out / "xvector.1.scp"), as_dict(tmp_path / "ref" / "xvector.1.scp")
     assert list(got) == list(ref)

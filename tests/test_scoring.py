@@ -280,3 +280,50 @@ def test_scoring_and_metrics_do_not_import_torch():
     code = ("import sys, wesv.bin.score, wesv.bin.compute_metrics, wesv.scoring.scorer, wesv.scoring.evaluate; "
             "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0  # torch's import costs seconds
+
+
+def _random_ids(rng, n: int) -> list[str]:
+    alphabet = np.array(list("abcdefghijklmnopqrstuvwxyz0123456789-_/"))
+    return ["".join(rng.choice(alphabet, int(rng.integers(1, 40)))) + f"#{i}" for i in range(n)]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_score_matching_against_a_dict_with_ids_of_any_length(tmp_path, seed):
+    """Scoring a big list and evaluating a sub-list: extra, shuffled score lines with longer ids, or fewer."""
+    from wesv.scoring.evaluate import matched_scores
+    rng = np.random.default_rng(seed)
+    ids = _random_ids(rng, 300)
+    pairs = list({(ids[a], ids[b]) for a, b in rng.integers(0, len(ids), (400, 2))})
+    trials = pairs[:250]
+    labels = rng.integers(0, 2, len(trials)).astype(bool)
+    scored = {p: float(rng.normal()) for p in pairs}  # every trial plus extra pairs
+    scored[("x" * 90, "y" * 70)] = 0.5  # an extra line longer than any trial id
+    order = list(scored)
+    rng.shuffle(order)
+    (tmp_path / "trials").write_text("".join(f"{e} {t} {'target' if lab else 'nontarget'}\n"
+                                             for (e, t), lab in zip(trials, labels)))
+    (tmp_path / "scores").write_text("".join(f"{e} {t} {scored[(e, t)]!r}\n" for e, t in order))
+    got, got_labels, unused = matched_scores(str(tmp_path / "trials"), str(tmp_path / "scores"))
+    assert got.tolist() == [scored[p] for p in trials] and got_labels.tolist() == labels.tolist()
+    assert unused == len(scored) - len(trials)
+    # and the other way round: a score file missing trials names the first of them
+    missing = trials[int(rng.integers(0, len(trials)))]
+    (tmp_path / "scores").write_text("".join(f"{e} {t} {scored[(e, t)]!r}\n" for e, t in order if (e, t) != missing))
+    with pytest.raises(WesvError, match=r"\(1 trials missing\)"):
+        matched_scores(str(tmp_path / "trials"), str(tmp_path / "scores"))
+
+
+def test_hash_bytes_does_not_depend_on_the_array_width():
+    from wesv.data.textcols import hash_bytes, pair_keys
+    items = np.array([b"a", b"spk1-utt12", b"x" * 17, b"y" * 24])
+    wide = items.astype("S64")
+    assert hash_bytes(items).tolist() == hash_bytes(wide).tolist()
+    assert pair_keys(items, items[::-1]).tolist() == pair_keys(wide, items[::-1].astype("S33")).tolist()
+
+
+def test_bom_on_the_trials_does_not_hide_every_trial(tmp_path, caplog):
+    write_case(tmp_path)
+    (tmp_path / "trials").write_bytes(b"\xef\xbb\xbf" + (tmp_path / "trials").read_bytes())
+    result = evaluate(str(tmp_path / "trials"), str(tmp_path / "scores"))
+    assert result["EER"] == pytest.approx(100 / 3)
+    assert "BOM" in caplog.text

@@ -6,6 +6,18 @@ import sys
 FORMAT = "%(asctime)s %(levelname)s [%(name)s] %(message)s"
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is now (not the stream of set-up time, which a test may have closed)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def get_logger(name: str = "wesv") -> logging.Logger:
     """Return a logger under the ``wesv`` hierarchy."""
     return logging.getLogger(name if name.startswith("wesv") else f"wesv.{name}")
@@ -19,7 +31,7 @@ def setup_logging(level: str = "INFO", log_file: str | None = None) -> logging.L
     logger.propagate = False
     fmt = logging.Formatter(FORMAT, datefmt="%Y-%m-%d %H:%M:%S")
     if not any(getattr(h, "_wesv_stderr", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(fmt)
         handler._wesv_stderr = True  # type: ignore[attr-defined]
         logger.addHandler(handler)

@@ -34,6 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "than free cores slows every job down several times)")
     p.add_argument("--skip-bad", action="store_true",
                    help="log unreadable/too-short audio to bad_utts.J and go on instead of failing")
+    p.add_argument("--on-mismatch", choices=("redo", "fail"), default="redo",
+                   help="a finished shard whose fingerprint (model sha1, wav.scp, shard, --chunk-seconds) differs: "
+                        "extract it again (with a log line) or fail (default: %(default)s)")
+    p.add_argument("--allow-truncated", action="store_true",
+                   help="embed what there is of a wav file cut short (its header claims more audio) instead of "
+                        "refusing it")
     p.add_argument("--merge", action="store_true", help="merge the --num-jobs finished shards into xvector.scp")
     return p
 
@@ -43,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point."""
     args = build_parser().parse_args(argv)
     from wesv.data.datadir import DataDir
-    from wesv.extract.shards import extract_shard, merge_shards, shard_done
+    from wesv.extract.shards import extract_shard, merge_shards
 
     data = DataDir.load(args.data)
     wav_scp_path = os.path.join(args.data, "wav.scp")
@@ -63,17 +69,16 @@ def main(argv: list[str] | None = None) -> None:
     model = args.model or (os.path.join(args.model_dir, "encoder.pt") if args.model_dir else None)
     if model is None:
         raise WesvError("give --model-dir (holding encoder.pt) or --model PATH")
-    if shard_done(args.out, args.job, args.num_jobs):
-        log.info("shard %d/%d already done (%s/.done.%d); nothing to do", args.job, args.num_jobs, args.out, args.job)
-        return
     import torch
 
     from wesv.models import load_encoder
     torch.set_num_threads(max(1, args.num_threads))
-    encoder = load_encoder(model)
-    extract_shard(encoder, data.wav_scp, args.out, args.job, args.num_jobs, batch_size=args.batch_size,
-                  chunk_seconds=args.chunk_seconds, max_batch_seconds=args.max_batch_seconds, device=args.device,
-                  skip_bad=args.skip_bad, model_path=os.path.abspath(model))
+    # The encoder is loaded only if the shard is not already done with this model's fingerprint.
+    extract_shard(lambda: load_encoder(model), data.wav_scp, args.out, args.job, args.num_jobs,
+                  batch_size=args.batch_size, chunk_seconds=args.chunk_seconds,
+                  max_batch_seconds=args.max_batch_seconds, device=args.device, skip_bad=args.skip_bad,
+                  model_path=os.path.abspath(model), on_mismatch=args.on_mismatch,
+                  allow_truncated=args.allow_truncated)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("data_dir", help="Kaldi data dir holding wav.scp (and utt2spk, spk2utt, trials)")
     parser.add_argument("--no-trials", action="store_true", help="do not check DIR/trials")
     parser.add_argument("--check-audio", action="store_true",
-                        help="also open every audio file (runs pipes; slow on big dirs)")
+                        help="also decode every audio file with extraction's checks (runs pipes; slow on big dirs)")
     parser.add_argument("--sample-rate", type=int, default=None,
                         help="with --check-audio, require this sample rate")
+    parser.add_argument("--allow-truncated", action="store_true",
+                        help="with --check-audio, accept wav files cut short (as extract --allow-truncated does)")
     return parser
 
 
@@ -22,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     """Validate DIR; print a one-line summary, or exit 2 with every problem."""
     args = build_parser().parse_args(argv)
     summary = validate_data_dir(args.data_dir, check_trials=not args.no_trials, check_audio=args.check_audio,
-                                sample_rate=args.sample_rate)
+                                sample_rate=args.sample_rate, allow_truncated=args.allow_truncated)
     print(summary)
     return 0
 

@@ -1,6 +1,7 @@
 """One pseudo-labelling round: embeddings + data dir -> clusters -> cleaned data dir of cluster ids + report."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -14,11 +15,13 @@ from wesv.cluster.stages import ALGORITHMS, ClusterConfig, check_config, cluster
 from wesv.data.datadir import read_scp, read_utt2spk, utt2spk_to_spk2utt, write_scp
 from wesv.data.validate import validate_data_dir
 from wesv.errors import WesvError
+from wesv.lock import exclusive_lock
 from wesv.log import get_logger
 from wesv.scoring.io import read_embeddings
 
 logger = get_logger("wesv.cluster")
 
+LOCK_NAME = ".lock"
 SIZE_BINS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 
 
@@ -118,10 +121,27 @@ def write_json(path: str, obj: dict) -> None:
 
 def run_clustering(emb: str, data: str, out: str, cfg: ClusterConfig, truth_utt2spk: str | None = None) -> dict:
     """Cluster the embeddings of ``data``'s utterances and write the pseudo-label data dir ``out``; returns the
-    report also written to ``out/cluster_report.json``. The source ``utt2spk`` is read only if named as truth."""
+    report also written to ``out/cluster_report.json``. The source ``utt2spk`` is read only if named as truth.
+
+    ``out/.lock`` is held meanwhile: a second run writing the same ``out`` fails at once naming the first's pid."""
     check_config(cfg)
     if os.path.abspath(out) == os.path.abspath(data):
         raise WesvError(f"--out {out} is the source data dir — write pseudo-labels to a new dir (data/train_round1)")
+    created = not os.path.isdir(out)
+    lock = os.path.join(out, LOCK_NAME)
+    try:
+        os.makedirs(out, exist_ok=True)
+        with exclusive_lock(lock, f"clustering output {out}"):
+            return _run_clustering(emb, data, out, cfg, truth_utt2spk)
+    except BaseException:
+        if created:  # a failed first run leaves no out dir behind
+            with contextlib.suppress(OSError):
+                os.remove(lock)
+                os.rmdir(out)
+        raise
+
+
+def _run_clustering(emb: str, data: str, out: str, cfg: ClusterConfig, truth_utt2spk: str | None) -> dict:
     start = time.perf_counter()
     wav_path = os.path.join(data, "wav.scp")
     if not os.path.isfile(wav_path):

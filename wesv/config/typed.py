@@ -137,6 +137,11 @@ def _convert(tp: Any, value: Any, key: str, ctx: _Context) -> Any:
             raise ctx.fail(key, f"expected int, got {value!r}", value)
         return value
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string: take every form float() takes
+            try:
+                return float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ctx.fail(key, f"expected float, got {value!r}", value)
         return float(value)

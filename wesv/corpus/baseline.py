@@ -34,7 +34,8 @@ def fbank_stats(data_dir: str, with_std: bool = False) -> tuple[list[str], np.nd
 def write_embeddings(out_dir: str, keys: list[str], matrix: np.ndarray) -> str:
     """Write ``out_dir/xvector.ark`` + ``xvector.scp`` (kaldiio, float32); returns the scp path."""
     os.makedirs(out_dir, exist_ok=True)
-    ark, scp = os.path.join(out_dir, "xvector.ark"), os.path.join(out_dir, "xvector.scp")
+    ark = os.path.abspath(os.path.join(out_dir, "xvector.ark"))  # absolute in the scp: it works from anywhere
+    scp = os.path.join(out_dir, "xvector.scp")
     with kaldiio.WriteHelper(f"ark,scp:{ark},{scp}") as writer:
         for key, vec in zip(keys, matrix):
             writer(key, np.asarray(vec, dtype=np.float32))

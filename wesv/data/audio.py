@@ -13,11 +13,17 @@ import numpy as np
 import soundfile as sf
 
 from wesv.errors import WesvError
+from wesv.log import get_logger
+
+log = get_logger(__name__)
 
 _ARK = re.compile(r"^(?P<path>.+):(?P<offset>\d+)(?P<slice>\[[^\]]*\])?$")
 CHANNELS = ("first", "mean")
 SHORT = ("repeat", "pad", "error")
 _STDERR_TAIL = 1500  # characters of a failed command's stderr put in the error
+MIN_SECONDS = 0.025  # one 25 ms fbank frame: the shortest audio an encoder embeds (validate's default minimum)
+_HEADER_BYTES = 1 << 16
+_told_stereo = False  # "taking channel 0" is logged once per process
 
 
 def spec_kind(spec: str) -> str:
@@ -81,13 +87,19 @@ def _decode(source, spec: str, utt: str | None) -> tuple[np.ndarray, int]:
 def _read_ark(spec: str, utt: str | None) -> tuple[np.ndarray, int]:
     import kaldiio
 
-    path = _ARK.match(spec.strip()).group("path")
+    m = _ARK.match(spec.strip())
+    path = m.group("path")
     if not os.path.isfile(path):
         raise WesvError(f"{_who(spec, utt)}: ark file {path!r} does not exist — check wav.scp")
+    size = os.path.getsize(path)
+    if int(m.group("offset")) >= size:
+        raise WesvError(f"{_who(spec, utt)}: offset {m.group('offset')} is past the end of the ark {path!r} ({size} "
+                        "bytes) — is the offset right, or was the ark cut short?")
     try:
         loaded = kaldiio.load_mat(spec.strip())
     except Exception as err:  # kaldiio raises bare ValueError/EOFError/struct.error for a bad offset
-        raise WesvError(f"{_who(spec, utt)}: cannot read from the ark ({err}) — is the offset right?") from err
+        reason = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+        raise WesvError(f"{_who(spec, utt)}: cannot read from the ark ({reason}) — is the offset right?") from err
     if not isinstance(loaded, tuple):
         raise WesvError(f"{_who(spec, utt)}: the ark holds a matrix, not audio — wav.scp must point at wav data")
     rate, array = loaded
@@ -98,7 +110,28 @@ def _read_ark(spec: str, utt: str | None) -> tuple[np.ndarray, int]:
     return (array[:, None] if array.ndim == 1 else array), int(rate)
 
 
-def _check_file(spec: str, utt: str | None) -> str:
+def wav_truncation(path: str) -> tuple[int, int] | None:
+    """``(bytes the data chunk claims, bytes there are)`` of a RIFF/WAVE file cut short, else None.
+
+    libsndfile quietly reads what is there; a size of 0 or 0xFFFFFFFF (a header streamed before its length was
+    known) is not counted as a claim.
+    """
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(_HEADER_BYTES)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos = 12
+    while pos + 8 <= len(head):
+        chunk, length = head[pos:pos + 4], struct.unpack("<I", head[pos + 4:pos + 8])[0]
+        if chunk == b"data":
+            there = size - pos - 8
+            return (length, there) if there < length and length not in (0, 0xFFFFFFFF) else None
+        pos += 8 + length + (length & 1)
+    return None
+
+
+def _check_file(spec: str, utt: str | None, allow_truncated: bool = False) -> str:
     path = spec.strip()
     if not os.path.exists(path):
         raise WesvError(f"{_who(spec, utt)}: no such file — check wav.scp or the audio path")
@@ -106,14 +139,55 @@ def _check_file(spec: str, utt: str | None) -> str:
         raise WesvError(f"{_who(spec, utt)}: is a directory, not an audio file")
     if os.path.getsize(path) == 0:
         raise WesvError(f"{_who(spec, utt)}: empty file (0 bytes) — re-create it or remove it from wav.scp")
+    cut = wav_truncation(path)
+    if cut is not None and not allow_truncated:
+        raise WesvError(f"{_who(spec, utt)}: truncated wav — its header announces {cut[0]} bytes of audio, the file "
+                        f"holds {cut[1]} — re-create or re-download it, or pass --allow-truncated to use what is "
+                        "there")
     return path
 
 
-def audio_info(spec: str, utt: str | None = None) -> tuple[int, int]:
+def check_samples(wave: np.ndarray, spec: str, utt: str | None = None, min_samples: int = 1) -> None:
+    """Refuse decoded audio an encoder cannot embed: NaN/inf samples, or fewer than ``min_samples``.
+
+    With the file checks of ``load_audio`` this is the one rule of acceptable audio, used by extraction and by
+    ``validate_data_dir --check-audio``.
+    """
+    if wave.shape[0] < min_samples:
+        raise WesvError(f"{_who(spec, utt)}: only {wave.shape[0]} samples, at least {min_samples} are needed (one "
+                        "fbank frame) — drop such short utterances from the data dir")
+    finite = np.isfinite(wave)
+    if not finite.all():
+        first = int(np.argmin(finite))
+        raise WesvError(f"{_who(spec, utt)}: holds NaN/inf samples ({int((~finite).sum())}, the first at sample "
+                        f"{first}) — re-create the file (float wavs must hold finite values)")
+
+
+def acceptable_audio(spec: str, sample_rate: int | None = None, *, min_seconds: float = MIN_SECONDS,
+                     allow_truncated: bool = False, utt: str | None = None) -> tuple[int, int]:
+    """Decode a ``wav.scp`` value whole and apply every check extraction applies (file checks, truncation, the
+    sample rate when given, NaN/inf, at least ``min_seconds``); ``(num_samples, sample_rate)``."""
+    kind = spec_kind(spec)
+    if kind == "file":
+        path = _check_file(spec, utt, allow_truncated)
+        data, rate = _decode(path, spec, utt)
+    elif kind == "ark":
+        data, rate = _read_ark(spec, utt)
+    else:
+        data, rate = _decode(io.BytesIO(_fix_streamed_wav(_run_pipe(spec, utt))), spec, utt)
+    if sample_rate is not None and rate != sample_rate:
+        raise WesvError(f"{_who(spec, utt)}: sample rate is {rate} Hz, expected {sample_rate} Hz — resample "
+                        f"the data (e.g. sox in.wav -r {sample_rate} out.wav) or turn resampling on")
+    check_samples(data[:, 0] if data.shape[1] else data.reshape(-1), spec, utt,
+                  max(1, math.ceil(min_seconds * rate)))
+    return int(data.shape[0]), rate
+
+
+def audio_info(spec: str, utt: str | None = None, *, allow_truncated: bool = False) -> tuple[int, int]:
     """``(num_samples, sample_rate)`` of a spec: header only for files, a full load for pipes and arks."""
     kind = spec_kind(spec)
     if kind == "file":
-        path = _check_file(spec, utt)
+        path = _check_file(spec, utt, allow_truncated)
         try:
             info = sf.info(path)
         except (RuntimeError, ValueError) as err:
@@ -124,9 +198,10 @@ def audio_info(spec: str, utt: str | None = None) -> tuple[int, int]:
     return int(data.shape[0]), rate
 
 
-def audio_num_samples(spec: str, sample_rate: int | None = None, utt: str | None = None) -> int:
+def audio_num_samples(spec: str, sample_rate: int | None = None, utt: str | None = None, *,
+                      allow_truncated: bool = False) -> int:
     """Length in samples (at ``sample_rate`` when given, i.e. after resampling); cheap for plain files."""
-    num, rate = audio_info(spec, utt)
+    num, rate = audio_info(spec, utt, allow_truncated=allow_truncated)
     if sample_rate is None or sample_rate == rate:
         return num
     g = math.gcd(rate, sample_rate)
@@ -134,11 +209,14 @@ def audio_num_samples(spec: str, sample_rate: int | None = None, utt: str | None
 
 
 def load_audio(spec: str, sample_rate: int = 16000, *, resample: bool = False, channel: str = "first",
-               start: int = 0, num_samples: int | None = None, utt: str | None = None) -> np.ndarray:
+               start: int = 0, num_samples: int | None = None, utt: str | None = None,
+               allow_truncated: bool = False) -> np.ndarray:
     """Load a ``wav.scp`` value as float32 mono in [-1, 1].
 
     ``start``/``num_samples`` count samples at ``sample_rate`` (fewer come back where the audio ends first);
-    plain files at the right rate are read partially, pipes and arks are decoded whole and then sliced.
+    plain files at the right rate are read partially, pipes and arks are decoded whole and then sliced. A wav file
+    cut short (its header claims more audio than it holds) is refused unless ``allow_truncated``; of a stereo file
+    channel 0 is taken with ``channel="first"`` (logged once).
     """
     if channel not in CHANNELS:
         raise WesvError(f"channel={channel!r}: choose one of {', '.join(CHANNELS)}")
@@ -147,7 +225,7 @@ def load_audio(spec: str, sample_rate: int = 16000, *, resample: bool = False, c
     kind = spec_kind(spec)
     sliced = False
     if kind == "file":
-        path = _check_file(spec, utt)
+        path = _check_file(spec, utt, allow_truncated)
         try:
             with sf.SoundFile(path) as f:
                 rate, frames = f.samplerate, f.frames
@@ -168,6 +246,12 @@ def load_audio(spec: str, sample_rate: int = 16000, *, resample: bool = False, c
 
     if data.shape[0] == 0:
         raise WesvError(f"{_who(spec, utt)}: holds no samples — re-create the file or remove it from wav.scp")
+    if data.shape[1] > 1 and channel == "first":
+        global _told_stereo
+        if not _told_stereo:
+            log.warning("%s has %d channels: taking channel 0 (and of every other multi-channel file)",
+                     _who(spec, utt), data.shape[1])
+            _told_stereo = True
     wave = data[:, 0] if channel == "first" or data.shape[1] == 1 else data.mean(axis=1)
     if rate != sample_rate:
         if not resample:

@@ -9,7 +9,7 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence, TypeVar
 
-from wesv.data.textfile import read_text_lines
+from wesv.data.textfile import read_text_lines, strip_bom
 from wesv.errors import WesvError, where
 from wesv.log import get_logger
 
@@ -59,7 +59,10 @@ def write_scp(path: str, mapping: Mapping[str, str | Sequence[str]], sort: bool 
 
 
 def format_problems(title: str, problems: list[str], limit: int = 200) -> str:
-    """One error message: a title, then each problem on its own line (the first ``limit``, then a count)."""
+    """One error message: a title, then each problem on its own line (the first ``limit``, then a count); a single
+    problem stays on the title's line."""
+    if len(problems) == 1:
+        return f"{title}: {problems[0]}"
     shown = problems[:limit]
     more = len(problems) - len(shown)
     body = "\n".join(f"  {p}" for p in shown)
@@ -147,9 +150,12 @@ def read_list(path: str) -> list[str]:
     """Read the first field of every non-blank line (an utterance or speaker list)."""
     try:
         with open(path, encoding="utf-8") as f:
-            return [line.split()[0] for line in f if line.strip()]
+            text = f.read()
     except OSError as err:
         raise WesvError(f"{path}: cannot read list ({err.strerror}) — check the path") from err
+    except UnicodeDecodeError as err:
+        raise WesvError(f"{path}: not UTF-8 text (byte {err.start}) — is this really a list file?") from err
+    return [line.split()[0] for line in strip_bom(text, path).split("\n") if line.strip()]
 
 
 def utt2spk_to_spk2utt(utt2spk: Mapping[str, str]) -> dict[str, list[str]]:

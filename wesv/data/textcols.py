@@ -15,6 +15,8 @@ from typing import Iterator
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from wesv.data.textfile import BOM_BYTES, warn_bom
+
 CHUNK = 1 << 20  # lines per vectorised block: bounds the temporary arrays to some tens of MB
 MAX_FIELD = 4096  # longer fields (no id is) send a file to the per-line parser
 SCAN = 1 << 22  # bytes per block when looking for separators
@@ -50,7 +52,8 @@ class TextColumns:
 
 
 def read_columns(path: str, num_fields: int) -> TextColumns | None:
-    """``split_columns`` of a file, read straight into a zero-padded buffer (no copy of a large file).
+    """``split_columns`` of a file, read straight into a zero-padded buffer (no copy of a large file); a leading
+    UTF-8 BOM is skipped with a warning.
 
     ``OSError`` propagates, for the caller's message.
     """
@@ -60,6 +63,11 @@ def read_columns(path: str, num_fields: int) -> TextColumns | None:
         got = f.readinto(memoryview(buf)[:size])
         if f.read(1):  # the file grew while being read: the byte count no longer holds
             return None
+    if got >= len(BOM_BYTES) and buf[:len(BOM_BYTES)].tobytes() == BOM_BYTES:
+        cols = split_columns(buf[len(BOM_BYTES):], num_fields, got - len(BOM_BYTES))
+        if cols is not None:  # (else the per-line parser warns)
+            warn_bom(path)
+        return cols
     return split_columns(buf, num_fields, got)
 
 
@@ -144,14 +152,23 @@ def _fmix(h: np.ndarray) -> np.ndarray:
 
 
 def hash_bytes(a: np.ndarray) -> np.ndarray:
-    """A well-mixed 64-bit hash of each item of a fixed-width bytes array (equal items → equal hashes)."""
+    """A well-mixed 64-bit hash of each item of a fixed-width bytes array (equal items → equal hashes, whatever
+    the widths of the arrays they come from)."""
     words = -(-a.dtype.itemsize // 8)
-    u = as_width(a, 8 * words).view(np.uint64).reshape(len(a), words)
+    u = np.ascontiguousarray(as_width(a, 8 * words)).view(np.uint64).reshape(len(a), words)
     h = np.full(len(a), 0xCBF29CE484222325, dtype=np.uint64)
+    # Words after an item's last non-zero one are NUL padding: skipping them makes the hash independent of the
+    # array's width, so ids read from two files (of different longest ids) hash alike.
+    used = np.full(len(a), words, dtype=np.int64)
+    if words > 1 and len(a):
+        nonzero = u != 0
+        used = np.where(nonzero.any(axis=1), words - np.argmax(nonzero[:, ::-1], axis=1), 0)
+    always = int(used.min(initial=words))
     for j in range(words):  # a bijective step per word; the finaliser spreads the bits
-        h ^= u[:, j]
-        h *= _PRIME
-        h ^= h >> np.uint64(29)
+        step = h ^ u[:, j]
+        step *= _PRIME
+        step ^= step >> np.uint64(29)
+        h = step if j < always else np.where(used > j, step, h)
     return _fmix(h)
 
 

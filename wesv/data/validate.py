@@ -22,6 +22,7 @@ class ValidationSummary:
     num_trials: int | None = None  # over all trial lists
     num_target: int | None = None
     trials: dict[str, tuple[int, int]] = field(default_factory=dict)  # list name -> (trials, targets)
+    num_audio_read: int | None = None  # with check_audio
 
     def __str__(self) -> str:
         parts = [f"{self.num_utts:,} utterances"]
@@ -30,6 +31,8 @@ class ValidationSummary:
             parts.append(f"{self.num_trials:,} trials ({self.num_target:,} target)")
         elif self.trials:
             parts.append("trials " + ", ".join(f"{name} {n:,} ({t:,} target)" for name, (n, t) in self.trials.items()))
+        if self.num_audio_read is not None:
+            parts.append(f"{self.num_audio_read:,} audio files read and accepted")
         return f"{self.path}: OK — " + ", ".join(parts)
 
 
@@ -52,8 +55,11 @@ class _Capped:
 
 
 def validate_data_dir(path: str, check_trials: bool = True, *, check_audio: bool = False,
-                      sample_rate: int | None = None) -> ValidationSummary:
-    """Check a data dir; raise one ``WesvError`` listing every problem as ``file:line: what — fix``."""
+                      sample_rate: int | None = None, allow_truncated: bool = False) -> ValidationSummary:
+    """Check a data dir; raise one ``WesvError`` listing every problem as ``file:line: what — fix``.
+
+    ``check_audio`` decodes every audio file with extraction's rule (``wesv.data.audio.acceptable_audio``).
+    """
     from wesv.data.trials import scan_trials  # trials.py imports this module's writers
 
     fix = f"run tools/fix_data_dir.sh {path}"
@@ -100,15 +106,16 @@ def validate_data_dir(path: str, check_trials: bool = True, *, check_audio: bool
             counts[os.path.relpath(tpath, path)] = (len(trials), trials.num_target)
             _check_trial_utts(tpath, wav.values, capped)
 
+    num_audio = None
     if check_audio and wav is not None:
-        _check_audio(wav, sample_rate, capped)
+        num_audio = _check_audio(wav, sample_rate, capped, allow_truncated)
     capped.close()
     if problems:
         raise WesvError(format_problems(f"data dir {path} is not valid", problems))
     speakers = None if utt2spk is None else len(set(utt2spk.values.values()))
     num_trials = sum(n for n, _ in counts.values()) if counts else None
     num_target = sum(t for _, t in counts.values()) if counts else None
-    return ValidationSummary(path, len(wav.values), speakers, num_trials, num_target, counts)
+    return ValidationSummary(path, len(wav.values), speakers, num_trials, num_target, counts, num_audio)
 
 
 def _check_wav_values(wav: Table, problems: list[str]) -> None:
@@ -164,23 +171,18 @@ def _check_trial_utts(tpath: str, utts: Mapping[str, str], capped: _Capped) -> N
                                f"{where(tpath, lineno)}: {side} utterance {utt!r} is not in wav.scp — {hint}", hint)
 
 
-def _check_audio(wav: Table, sample_rate: int | None, capped: _Capped) -> None:
+def _check_audio(wav: Table, sample_rate: int | None, capped: _Capped, allow_truncated: bool) -> int:
+    """Decode every file as extraction would; returns how many were read."""
     from tqdm import tqdm
 
-    from wesv.data.audio import audio_info
+    from wesv.data.audio import acceptable_audio
 
     hint = "fix or remove these files (tools/fix_data_dir.sh keeps what wav.scp lists)"
     for utt, spec in tqdm(wav.values.items(), total=len(wav.values), desc="checking audio", unit="utt",
                           disable=len(wav.values) < 1000):
         try:
-            num, rate = audio_info(spec, utt=utt)
+            acceptable_audio(spec, sample_rate, allow_truncated=allow_truncated, utt=utt)
         except WesvError as err:
-            capped.add("unreadable audio files", f"{where(wav.path, wav.lineno[utt])}: {err}", hint)
-            continue
-        if num == 0:
-            capped.add("unreadable audio files", f"{where(wav.path, wav.lineno[utt])}: {spec!r} holds no samples "
-                       f"— {hint}", hint)
-        elif sample_rate is not None and rate != sample_rate:
-            capped.add("files at the wrong sample rate",
-                       f"{where(wav.path, wav.lineno[utt])}: {spec!r} is {rate} Hz, expected {sample_rate} Hz — "
-                       "resample it (sox in.wav -r 16000 out.wav) or train with resampling on", hint)
+            kind = "files at the wrong sample rate" if "sample rate is" in str(err) else "unreadable audio files"
+            capped.add(kind, f"{where(wav.path, wav.lineno[utt])}: {err}", hint)
+    return len(wav.values)

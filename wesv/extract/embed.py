@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from wesv.data.audio import audio_num_samples, load_audio
+from wesv.data.audio import audio_num_samples, check_samples, load_audio
 from wesv.errors import WesvError
 from wesv.extract.segments import Segment, plan_batches, plan_segments
 from wesv.features.frontend import FrontEnd
@@ -60,22 +60,22 @@ class BadUtterance(Exception):
 
 def embed_utterances(encoder: nn.Module, wav_scp: dict[str, str], on_bad: Callable[[str, str], None], *,
                      device: torch.device, batch_size: int = 32, chunk_samples: int | None = None,
-                     max_batch_samples: int | None = None,
-                     progress: bool | None = None) -> Iterator[tuple[str, np.ndarray]]:
+                     max_batch_samples: int | None = None, progress: bool | None = None,
+                     allow_truncated: bool = False) -> Iterator[tuple[str, np.ndarray]]:
     """Yield ``(utt, embedding float32)`` for each good utterance (mean over chunks when ``chunk_samples``).
 
     Segments are batched by length (``plan_batches``: at most ``batch_size``, and ``max_batch_samples`` padded
     samples), zero-padded and passed with their ``lengths``, so an embedding does not depend on its batch-mates.
 
-    ``on_bad(utt, reason)`` is called for unreadable, empty or too-short audio; it raises to stop (the default
-    behaviour of extraction) or returns to skip the utterance.
+    ``on_bad(utt, reason)`` is called for unreadable, truncated, empty, too-short or NaN/inf audio; it raises to
+    stop (the default behaviour of extraction) or returns to skip the utterance.
     """
     frontend = encoder_frontend(encoder)
     sample_rate, min_samples = frontend.sample_rate, frontend.min_samples
     lengths: dict[str, int] = {}
     for utt, spec in wav_scp.items():
         try:
-            n = audio_num_samples(spec, sample_rate, utt=utt)
+            n = audio_num_samples(spec, sample_rate, utt=utt, allow_truncated=allow_truncated)
         except WesvError as err:
             on_bad(utt, str(err))
             continue
@@ -97,7 +97,8 @@ def embed_utterances(encoder: nn.Module, wav_scp: dict[str, str], on_bad: Callab
         whole = seg.start == 0 and seg.length == lengths[seg.utt]
         if cache is None or cache[0] != seg.utt:
             try:
-                wave = load_audio(wav_scp[seg.utt], sample_rate, utt=seg.utt)
+                wave = load_audio(wav_scp[seg.utt], sample_rate, utt=seg.utt, allow_truncated=allow_truncated)
+                check_samples(wave, wav_scp[seg.utt], seg.utt, min_samples)  # the rule validate_data_dir applies
             except WesvError as err:
                 raise BadUtterance(str(err)) from None
             if wave.shape[0] != lengths[seg.utt]:

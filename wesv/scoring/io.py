@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import kaldiio
 import numpy as np
@@ -9,12 +10,16 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from wesv.data.textcols import (as_matrix, decode, encode, format_fixed6, gc_paused, join_lines, read_columns,
                                 to_str_array)
-from wesv.data.textfile import read_text_lines
+from wesv.data.textfile import read_text_lines, strip_bom
 from wesv.errors import WesvError, where
 
 
 def read_embeddings(scp: str) -> tuple[list[str], np.ndarray]:
-    """Read every embedding an scp names: ``(keys, matrix (N, D) float32)`` in scp order."""
+    """Read every embedding an scp names: ``(keys, matrix (N, D) float32)`` in scp order.
+
+    A relative ark path is opened relative to the working directory when it exists there, else relative to the
+    scp's own directory (so an scp works from anywhere); a missing ark is named as resolved.
+    """
     if not os.path.isfile(scp):
         raise WesvError(f"{scp}: embedding scp not found — run extraction (and its merge step) first")
     fast = _read_float_vectors(scp)
@@ -28,29 +33,73 @@ def read_embeddings(scp: str) -> tuple[list[str], np.ndarray]:
     return keys, matrix
 
 
+def resolve_ark(ark: str, scp: str) -> str:
+    """Where an scp's ark path opens: as written when absolute or present from the working directory, else
+    relative to the scp's directory (returned even when absent there, for the error message)."""
+    if os.path.isabs(ark):
+        return ark
+    if os.path.exists(ark):
+        return os.path.abspath(ark)
+    return os.path.join(os.path.dirname(os.path.abspath(scp)), ark)
+
+
+def _resolve_value(value: str, scp: str) -> tuple[str, str | None]:
+    """An scp value with its ark path resolved, and that path (None for pipes and other forms kaldiio reads)."""
+    m = _ARK_VALUE.match(value)
+    if m is None or value.endswith("|"):
+        return value, None
+    ark = resolve_ark(m.group(1), scp)
+    return f"{ark}:{m.group(2)}{m.group(3) or ''}", ark
+
+
+def check_embeddings(keys: list[str], matrix: np.ndarray, scp: str) -> None:
+    """Refuse NaN/inf or all-zero embeddings (they would score as NaN), naming the first one and the scp."""
+    bad = ~np.isfinite(matrix).all(axis=1)
+    zero = ~bad & ~matrix.any(axis=1)
+    for mask, what in ((bad, "holds NaN/inf values"), (zero, "is all zeros (no direction to score)")):
+        if mask.any():
+            i = int(np.argmax(mask))
+            raise WesvError(f"{scp}: embedding of utterance {keys[i]!r} {what} ({int(mask.sum())} such embeddings) "
+                            "— re-extract it (check its audio) or drop it from the scp")
+
+
 def _read_with_kaldiio(scp: str) -> tuple[list[str], np.ndarray]:
     """Any scp kaldiio reads (matrices, pipes, ranges), one entry at a time; a bad entry names its line."""
     keys: list[str] = []
     rows: list[np.ndarray] = []
-    lineno = 0
-    try:
-        for lineno, (key, mat) in enumerate(kaldiio.load_scp_sequential(scp), 1):
-            vec = np.asarray(mat, dtype=np.float32).reshape(-1)
-            if rows and vec.size != rows[0].size:
-                raise WesvError(f"{where(scp, lineno)}: embedding {key!r} has dimension {vec.size}, the first has "
-                                f"{rows[0].size} — were two models' embeddings mixed?")
-            keys.append(key)
-            rows.append(vec)
-    except WesvError:
-        raise
-    except Exception as err:  # kaldiio raises plain OSError/ValueError/KeyError for bad lines and arks
-        raise WesvError(f"{where(scp, lineno + 1)}: cannot read embedding ({type(err).__name__}: {err}) — "
-                        "check that the ark it points to exists and is complete") from err
+    lines = read_text_lines(scp, "embedding scp", "check the path")
+    for lineno, line in enumerate(lines, 1):
+        key, _, value = line.strip().partition(" ")
+        if not key:
+            continue
+        value, ark = _resolve_value(value.strip(), scp)
+        if ark is not None and not os.path.isfile(ark):
+            raise WesvError(f"{where(scp, lineno)}: cannot read embedding {key!r}: the ark {ark} does not exist — "
+                            "extract again, or fix the path in the scp")
+        try:
+            mat = kaldiio.load_mat(value)
+        except Exception as err:  # kaldiio raises plain OSError/ValueError/KeyError for bad lines and arks
+            reason = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+            m = _ARK_VALUE.match(value)
+            if ark is not None and m and int(m.group(2)) >= os.path.getsize(ark):
+                reason = f"offset {m.group(2)} is past the end of the ark {ark} ({os.path.getsize(ark)} bytes)"
+            raise WesvError(f"{where(scp, lineno)}: cannot read embedding {key!r} ({reason}) — check that the ark "
+                            "it points to exists and is complete") from err
+        if isinstance(mat, tuple):
+            raise WesvError(f"{where(scp, lineno)}: {key!r} points at audio, not an embedding — give an embedding "
+                            "scp")
+        vec = np.asarray(mat, dtype=np.float32).reshape(-1)
+        if rows and vec.size != rows[0].size:
+            raise WesvError(f"{where(scp, lineno)}: embedding {key!r} has dimension {vec.size}, the first has "
+                            f"{rows[0].size} — were two models' embeddings mixed?")
+        keys.append(key)
+        rows.append(vec)
     if not rows:
         raise WesvError(f"{scp}: no embeddings — the scp is empty")
     return keys, np.stack(rows)
 
 
+_ARK_VALUE = re.compile(r"^(.+):(\d+)(\[[^\]]*\])?$")
 _FV_HEADER = np.frombuffer(b"\0BFV \x04", dtype=np.uint8)  # binary marker, float32 vector, 4-byte size
 
 
@@ -59,7 +108,7 @@ def _read_float_vectors(scp: str) -> tuple[list[str], np.ndarray] | None:
     vector, all of one dimension. None for anything else: kaldiio then reads it (and names a bad line)."""
     try:
         with open(scp, encoding="utf-8") as f:
-            lines = f.read().split("\n")
+            lines = strip_bom(f.read(), scp).split("\n")
     except (OSError, UnicodeDecodeError):
         return None
     keys: list[str] = []
@@ -86,7 +135,7 @@ def _read_float_vectors(scp: str) -> tuple[list[str], np.ndarray] | None:
     matrix: np.ndarray | None = None
     for ark, rows in where_ark.items():
         try:
-            data = np.memmap(ark, dtype=np.uint8, mode="r")
+            data = np.memmap(resolve_ark(ark, scp), dtype=np.uint8, mode="r")
         except (OSError, ValueError):
             return None
         at = pos[rows]

@@ -11,7 +11,7 @@ from wesv.data.trials import read_trial_columns
 from wesv.log import get_logger
 from wesv.scoring.asnorm import asnorm, cohort_stats, speaker_cohort
 from wesv.scoring.cosine import lookup, normalize, pair_scores
-from wesv.scoring.io import read_embeddings, read_mean, write_scores
+from wesv.scoring.io import check_embeddings, read_embeddings, read_mean, write_scores
 
 log = get_logger(__name__)
 
@@ -54,12 +54,16 @@ def run_scoring(trials_path: str, enroll_scp: str, test_scp: str, out: str, mean
     t0 = time.perf_counter()
     enroll_utts, test_utts, _ = read_trial_columns(trials_path)
     enroll = read_embeddings(enroll_scp)
+    check_embeddings(*enroll, enroll_scp)
     same = os.path.abspath(enroll_scp) == os.path.abspath(test_scp)
     test = enroll if same else read_embeddings(test_scp)
+    if not same:
+        check_embeddings(*test, test_scp)
     mean = read_mean(mean_path) if mean_path else None
     cohort = None
     if cohort_scp:
         ckeys, cmat = read_embeddings(cohort_scp)
+        check_embeddings(ckeys, cmat, cohort_scp)
         if cohort_utt2spk:
             from wesv.data.datadir import read_utt2spk
             ckeys, cohort = speaker_cohort(ckeys, cmat, read_utt2spk(cohort_utt2spk), mean, cohort_utt2spk)
