@@ -229,3 +229,27 @@ def test_acceptable_audio_is_the_rule_of_extraction(tmp_path, wave):
         acceptable_audio(write_wav(tmp_path / "short.wav", wave[:160]))
     with pytest.raises(WesvError, match=r"sample rate is 16000 Hz, expected 8000 Hz"):
         acceptable_audio(write_wav(tmp_path / "b.wav", wave), 8000)
+
+
+def test_load_audio_refuses_non_finite_samples_naming_utterance_and_spec(tmp_path, wave):
+    bad = wave.copy()
+    bad[[10, 20, 3000]] = [np.nan, np.inf, np.nan]
+    path = write_wav(tmp_path / "bad.wav", bad, subtype="FLOAT")
+    with pytest.raises(WesvError, match=r"utterance 'u1' \('.*bad\.wav'\): holds NaN/inf samples \(3, the first at "
+                                        r"sample 10\)"):
+        load_audio(path, utt="u1")
+    with pytest.raises(WesvError, match=r"NaN/inf samples \(1, the first at sample 1000\)"):
+        load_audio(path, start=2000, num_samples=1500)  # a partial read checks what it read
+    assert load_audio(path, start=100, num_samples=1000).shape == (1000,)  # a clean stretch loads
+    with pytest.raises(WesvError, match=r"'cat .*bad\.wav \|'\): holds NaN/inf samples \(3"):
+        load_audio(f"cat {path} |", utt="u2")
+
+
+def test_crop_refuses_a_wave_under_the_minimum_whatever_short_says():
+    rng = np.random.default_rng(0)
+    for short in ("repeat", "pad"):
+        with pytest.raises(WesvError, match=r"utterance 'u' has only 160 samples, fewer than the 400"):
+            crop(np.ones(160, np.float32), 4000, rng, short, utt="u", min_samples=400)
+        assert crop(np.ones(400, np.float32), 4000, rng, short, min_samples=400).shape == (4000,)
+    with pytest.raises(WesvError, match="only 160 samples"):
+        crops(np.ones(160, np.float32), [4000, 2000], rng, utt="u", min_samples=400)

@@ -265,12 +265,17 @@ def load_audio(spec: str, sample_rate: int = 16000, *, resample: bool = False, c
         if start >= wave.shape[0]:
             raise WesvError(f"{_who(spec, utt)}: start {start} is past the end ({wave.shape[0]} samples)")
         wave = wave[start:None if num_samples is None else start + num_samples]
+    check_samples(wave, spec, utt)  # NaN/inf: training would only see a non-finite loss, extraction a NaN vector
     return np.ascontiguousarray(wave, dtype=np.float32)
 
 
 def crop(wave: np.ndarray, num_samples: int, rng: np.random.Generator, short: str = "repeat", *,
-         utt: str | None = None) -> np.ndarray:
-    """A random ``num_samples`` window; a shorter wave is repeated, zero-padded at the end, or refused."""
+         utt: str | None = None, min_samples: int = 1) -> np.ndarray:
+    """A random ``num_samples`` window; a shorter wave is repeated, zero-padded at the end, or refused.
+
+    A wave under ``min_samples`` (the encoder's one-frame minimum, which extraction also enforces) is refused
+    whatever ``short`` says: repeating 10 ms of audio to a 2 s crop trains on a buzz, not on a voice.
+    """
     if short not in SHORT:
         raise WesvError(f"short={short!r}: choose one of {', '.join(SHORT)}")
     n = wave.shape[0]
@@ -280,6 +285,7 @@ def crop(wave: np.ndarray, num_samples: int, rng: np.random.Generator, short: st
     who = f"utterance {utt!r}" if utt is not None else "the wave"
     if n == 0:
         raise WesvError(f"{who} is empty — nothing to crop")
+    check_min_samples(n, min_samples, who)
     if short == "error":
         raise WesvError(f"{who} has {n} samples, shorter than the {num_samples}-sample crop — drop short "
                         "utterances from the data dir or crop with short='repeat' or 'pad'")
@@ -290,13 +296,20 @@ def crop(wave: np.ndarray, num_samples: int, rng: np.random.Generator, short: st
     return tiled[start:start + num_samples].copy()
 
 
+def check_min_samples(n: int, min_samples: int, who: str) -> None:
+    """Refuse audio shorter than the encoder's front end can take (training and extraction agree on this)."""
+    if n < min_samples:
+        raise WesvError(f"{who} has only {n} samples, fewer than the {min_samples} the encoder's front end needs "
+                        "(one fbank frame; extraction refuses it too) — remove it from the data dir")
+
+
 def crops(wave: np.ndarray, num_samples_list: Sequence[int], rng: np.random.Generator, short: str = "repeat", *,
-          utt: str | None = None) -> list[np.ndarray]:
+          utt: str | None = None, min_samples: int = 1) -> list[np.ndarray]:
     """Several random crops, non-overlapping when the wave holds them all, else at independent positions."""
     sizes = [int(s) for s in num_samples_list]
     total, n = sum(sizes), wave.shape[0]
     if n < total or not sizes:
-        return [crop(wave, s, rng, short, utt=utt) for s in sizes]
+        return [crop(wave, s, rng, short, utt=utt, min_samples=min_samples) for s in sizes]
     # Random order of the segments, and the spare samples shared out as sorted random gaps between them.
     order = rng.permutation(len(sizes))
     gaps = np.sort(rng.integers(0, n - total + 1, size=len(sizes)))

@@ -40,6 +40,7 @@ class LabelledCropDataset(Dataset):
         self.resample = resample
         self.return_clean = return_clean
         self._plain = [spec_kind(s) == "file" for s in self.specs]  # partial reads work
+        self.min_samples = 1  # shortest usable utterance; the trainer sets the encoder's front-end minimum
 
     @property
     def num_classes(self) -> int:
@@ -61,7 +62,7 @@ class LabelledCropDataset(Dataset):
                 start = int(rng.integers(0, total - n + 1))
                 return load_audio(spec, self.sample_rate, start=start, num_samples=n, utt=utt)
         wave = load_audio(spec, self.sample_rate, resample=self.resample, utt=utt)
-        return crop(wave, n, rng, short=self.short)
+        return crop(wave, n, rng, short=self.short, utt=utt, min_samples=self.min_samples)
 
     def __getitem__(self, index: int) -> dict:
         index = int(index)

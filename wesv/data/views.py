@@ -93,6 +93,7 @@ class ViewsDataset(Dataset):
                             + [self._samples(cfg.local_seconds_max or cfg.local_seconds)] * cfg.num_local)
         self.min_lengths = ([self._samples(cfg.global_seconds)] * cfg.num_global
                             + [self._samples(cfg.local_seconds)] * cfg.num_local)
+        self.min_samples = 1  # shortest usable utterance; the trainer sets the encoder's front-end minimum
         self.with_clusters = bool(cluster_map) and cfg.p_same_cluster > 0
         if self.with_clusters:
             self._index_clusters(cluster_map)
@@ -163,12 +164,14 @@ class ViewsDataset(Dataset):
         if own:
             wave = self._load(index)
             for group in self._overlap_groups(own, [lengths[v] for v in own], len(wave)):
-                pieces = crops(wave, [lengths[v] for v in group], rng, short=self.short, utt=self.utts[index])
+                pieces = crops(wave, [lengths[v] for v in group], rng, short=self.short, utt=self.utts[index],
+                               min_samples=self.min_samples)
                 for v, piece in zip(group, pieces):
                     views[v] = piece
         for v, s in enumerate(sources):
             if s != index:
-                views[v] = crop(self._load(s), lengths[v], rng, short=self.short, utt=self.utts[s])
+                views[v] = crop(self._load(s), lengths[v], rng, short=self.short, utt=self.utts[s],
+                                min_samples=self.min_samples)
         if self.augmenter is not None:
             views = [self.augmenter(v, rng) for v in views]
         return {"views": [np.ascontiguousarray(v, dtype=np.float32) for v in views], "index": int(index),
