@@ -191,20 +191,90 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, corpus, monkeypatch, 
     assert step_losses(resumed) == step_losses(straight)  # including the first step after the resume
     a, b = final_state(straight), final_state(resumed)
     assert all(torch.equal(a[k], b[k]) for k in a)
+    # The epoch records too: an epoch resumed in its middle reports all its steps, not those after the resume.
+    assert epoch_records(resumed) == epoch_records(straight)
 
 
-def test_sigterm_saves_and_exits_cleanly(tmp_path, corpus):
+def epoch_records(exp) -> list[dict]:
+    timing = ("time_s", "samples_per_s")
+    return [{k: v for k, v in r.items() if k not in timing} for r in read_metrics(exp) if r["kind"] == "epoch"]
+
+
+_KILL_IN_SAVE = """
+import os, signal, sys
+import torch
+import wesv.trainer.checkpoint as ck
+from wesv.config import load_config
+from wesv.trainer import Trainer
+
+real, calls = torch.save, [0]
+def save(obj, f, *a, **k):  # the 3rd checkpoint write dies half-way: kill -9 while in atomic_torch_save
+    calls[0] += 1
+    real(obj, f, *a, **k)
+    if calls[0] == 3:
+        with open(f, "r+b") as fh:
+            fh.truncate(os.path.getsize(f) // 2)
+        os.kill(os.getpid(), signal.SIGKILL)
+ck.torch.save = save
+Trainer(load_config(sys.argv[1], ["--trainer.save_every_steps", "2"]), sys.argv[2]).fit()
+"""
+
+
+def test_kill_9_during_a_checkpoint_write_leaves_a_loadable_latest(tmp_path, corpus):
+    conf = tmp_path / "conf.yaml"
+    conf.write_text(tiny_config(corpus))
+    exp = tmp_path / "exp"
+    proc = subprocess.Popen([sys.executable, "-c", _KILL_IN_SAVE, str(conf), str(exp)], stderr=subprocess.PIPE,
+                            text=True)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == -signal.SIGKILL, err
+    ckpt_dir = exp / "checkpoints"
+    assert [n for n in os.listdir(ckpt_dir) if ".tmp." in n] == [f"latest.pt.tmp.{proc.pid}"]
+    assert load_checkpoint(str(ckpt_dir / "latest.pt"))["global_step"] == 4  # the 2nd save, intact
+    assert Trainer(config(tmp_path, corpus), str(exp), resume=True).fit() == 0
+    assert not [n for n in os.listdir(ckpt_dir) if ".tmp." in n]  # the dead writer's temp file is cleaned
+    assert load_checkpoint(str(ckpt_dir / "latest.pt"))["finished"]
+
+
+def test_stale_temp_files_of_dead_writers_only_are_removed(tmp_path):
+    from wesv.trainer.checkpoint import remove_stale_temps
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        names = [f"latest.pt.tmp.{dead.pid}", f".encoder.pt.tmp.{dead.pid}.pt", f"latest.pt.tmp.{live.pid}",
+                 f"epoch_3.pt.tmp.{os.getpid()}", "epoch_3.pt", "notes.tmp.txt"]
+        for n in names:
+            (tmp_path / n).write_bytes(b"x")
+        removed = remove_stale_temps(str(tmp_path))
+        assert sorted(os.path.basename(p) for p in removed) == sorted(names[:2])
+        assert sorted(os.listdir(tmp_path)) == sorted(names[2:])
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_sigterm_saves_and_exits_cleanly_and_a_second_run_is_locked_out(tmp_path, corpus, capsys):
+    from badinput import assert_clean_error, run_entry
+    from wesv.lock import exclusive_lock
+
     conf = tmp_path / "conf.yaml"
     conf.write_text(tiny_config(corpus))
     exp = tmp_path / "exp"
     # Like Slurm preemption: SIGTERM to every process of the job, data loader workers included.
-    proc = subprocess.Popen([sys.executable, "-m", "wesv.bin.train", "--config", str(conf), "--exp-dir", str(exp),
-                             "--trainer.epochs", "1000", "--data.num_workers", "1"], stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    args = ["--config", str(conf), "--exp-dir", str(exp)]
+    proc = subprocess.Popen([sys.executable, "-m", "wesv.bin.train", *args, "--trainer.epochs", "1000",
+                             "--data.num_workers", "1"], stderr=subprocess.PIPE, text=True, start_new_session=True)
     metrics = exp / "metrics.jsonl"
     deadline = time.time() + 60
     while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 3):
         time.sleep(0.2)
+    # A second training into the same exp dir (a rerun of the recipe stage) is refused at once, naming the pid.
+    t0 = time.time()
+    second = run_entry("train", args + ["--resume"], capsys)
+    assert_clean_error(second, f"{exp}/.lock: locked by pid {proc.pid} on", f"(training into {exp})")
+    assert time.time() - t0 < 10 and proc.poll() is None  # the first run goes on
     os.killpg(proc.pid, signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
@@ -212,6 +282,8 @@ def test_sigterm_saves_and_exits_cleanly(tmp_path, corpus):
     ckpt = load_checkpoint(str(exp / "checkpoints" / "latest.pt"))
     assert ckpt["global_step"] >= 3 and not ckpt["finished"]
     assert ckpt["global_step"] == ckpt["epoch"] * 6 + ckpt["batch_in_epoch"]
+    with exclusive_lock(str(exp / ".lock"), "check"):  # the lock ended with the first run
+        pass
 
 
 def test_nan_loss_stops_naming_step_and_checkpoint(tmp_path, corpus, monkeypatch):
@@ -241,3 +313,20 @@ def test_data_sample_rate_must_match_the_encoder_front_end(tmp_path, corpus):
     with pytest.raises(WesvError, match="data.sample_rate is 8000 Hz but encoder ecapa_tdnn_small's front-end takes "
                                         "16000 Hz"):
         Trainer(cfg, str(tmp_path / "x")).fit()
+
+
+def test_epoch_sums_of_a_mid_epoch_checkpoint_survive_a_change_of_world_size():
+    from wesv.distributed import DistEnv
+    from wesv.trainer.trainer import EpochStats
+
+    a, b = EpochStats(), EpochStats()
+    a.add(1.5, {"acc": torch.tensor(0.25)})
+    b.add(2.5, {"acc": 0.5})
+    b.add(0.5, {"acc": 0.75})
+    states = [a.state(), b.state()]
+    same = EpochStats.resumed(states, DistEnv(rank=1, world_size=2, local_rank=1))
+    assert (same.loss_sum, same.steps, same.sums) == (3.0, 2, {"acc": 1.25})
+    one = EpochStats.resumed(states, DistEnv(rank=0, world_size=1, local_rank=0))  # all of it on rank 0
+    assert (one.loss_sum, one.steps, one.sums) == (4.5, 3, {"acc": 1.5})
+    assert EpochStats.resumed(states, DistEnv(rank=1, world_size=3, local_rank=1)).steps == 0
+    assert EpochStats.resumed(None, DistEnv(rank=0, world_size=1, local_rank=0)).steps == 0

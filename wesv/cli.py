@@ -5,7 +5,7 @@ import os
 import sys
 from typing import Callable
 
-from wesv.errors import WesvError
+from wesv.errors import WesvError, user_message
 from wesv.log import setup_logging
 
 # What to do about an OSError an entry point did not expect, by errno (the message names the path and the errno).
@@ -44,7 +44,7 @@ def entry_point(fn: Callable[..., int | None]) -> Callable[..., None]:
         try:
             code = fn(argv)
         except WesvError as err:
-            print(f"wesv: error: {err}", file=sys.stderr)
+            print(f"wesv: error: {user_message(err)}", file=sys.stderr)
             sys.exit(2)
         except OSError as err:
             message = os_error_message(err)

@@ -1,7 +1,7 @@
 """The training config: typed sections, loaded from YAML with ``--section.key value`` overrides, saved resolved."""
 import os
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 import yaml
 
@@ -84,6 +84,12 @@ class TrainerConfig:
     init_from: Optional[str] = None  # encoder.pt whose weights initialise the encoder
     find_unused_parameters: bool = False  # DDP: set when some parameters get no gradient in a step
     cudnn_benchmark: bool = True
+    # Read every training file's header before training (all problems listed at once): auto = on for data dirs of
+    # up to wesv.trainer.preflight.AUTO_MAX_UTTS utterances.
+    preflight: Union[bool, Literal["auto"]] = "auto"
+    # Keys beyond the safe ones (wesv.trainer.resume_check.SAFE_KEYS) that may differ from the checkpoint's config
+    # on --resume, e.g. [optim.lr, optim.grad_clip] after a non-finite loss.
+    resume_changes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.epochs < 1:

@@ -3,7 +3,6 @@ import dataclasses
 import os
 import pickle
 import tempfile
-import zipfile
 from typing import Any
 
 import torch
@@ -58,14 +57,31 @@ def save_encoder(path: str, encoder: nn.Module) -> None:
             os.remove(tmp)
 
 
+def _looks_like_text(path: str) -> bool:
+    """Whether a file starts like text (a YAML config, a list) rather than a torch zip or pickle."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except OSError:
+        return False
+    return bool(head) and b"\x00" not in head and not head.startswith((b"PK", b"\x80"))
+
+
 def load_encoder(path: str, map_location: Any = "cpu") -> nn.Module:
     """Rebuild an encoder saved by ``save_encoder``, in eval mode; bad or missing files raise WesvError."""
     if not os.path.isfile(path):
         raise WesvError(f"{path}: encoder file not found; give the encoder.pt an experiment wrote")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as err:
-        raise WesvError(f"{path}: not a readable encoder file ({err}); re-export it or check the copy") from None
+    except Exception as err:  # noqa: BLE001 (torch raises IndexError/KeyError/... on a text or torn file)
+        give = "give the encoder.pt an experiment exported, e.g. EXP_DIR/encoder.pt"
+        if _looks_like_text(path):
+            raise WesvError(f"{path}: not a readable encoder file (a text file: a config?); {give}") from None
+        if isinstance(err, pickle.UnpicklingError):  # torch's weights-only refusal names no file type
+            raise WesvError(f"{path}: not a readable encoder file (it holds other objects: a training "
+                            f"checkpoint?); {give}") from None
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise WesvError(f"{path}: not a readable encoder file ({first}); re-export it or check the copy") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise WesvError(f"{path}: not a wesv encoder file (no '{FORMAT}' header); give the encoder.pt an "
                         "experiment wrote, not a training checkpoint")

@@ -36,6 +36,42 @@ def link_or_copy_atomic(src: str, dst: str) -> None:
     os.replace(tmp, dst)
 
 
+#: Temp files of the atomic writers: ``latest.pt.tmp.1234``, ``.encoder.pt.tmp.1234.pt``, ``metrics.jsonl.tmp.1234``.
+_TEMP = re.compile(r".*\.tmp\.(?P<pid>\d+)(\.pt)?")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (one of another user counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temps(*dirs: str) -> list[str]:
+    """Remove the temp files that writers killed mid-write left in ``dirs``; those of live processes stay."""
+    removed = []
+    for d in dirs:
+        try:
+            names = os.listdir(d)
+        except OSError:
+            continue
+        for name in names:
+            m = _TEMP.fullmatch(name)
+            if not m or int(m.group("pid")) == os.getpid() or pid_alive(int(m.group("pid"))):
+                continue
+            path = os.path.join(d, name)
+            try:
+                os.remove(path)
+                removed.append(path)
+            except OSError:
+                pass
+    return removed
+
+
 def load_checkpoint(path: str) -> dict:
     """Read a checkpoint written by the trainer; unreadable files fail naming the file."""
     try:

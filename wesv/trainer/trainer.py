@@ -31,6 +31,9 @@ from wesv.trainer.checkpoint import (atomic_torch_save, link_or_copy_atomic, loa
 from wesv.trainer.method import Method, find_method
 from wesv.trainer.metrics import MetricsLog, plot_loss
 from wesv.trainer.optim import build_optimizer, build_scheduler, trainable_signature
+from wesv.trainer.preflight import prepare_training_data
+from wesv.trainer.resume_check import check_resume_config
+from wesv.trainer.rundir import RunDir
 from wesv.trainer.sampler import EpochIndexed, EpochSampler, worker_init_fn
 from wesv.trainer.stop import StopRequest
 
@@ -63,7 +66,10 @@ def load_init_weights(encoder: nn.Module, path: str, encoder_name: str) -> None:
 
     if not os.path.isfile(path):
         raise WesvError(f"{path}: --init-from file not found; give an exp dir's encoder.pt")
-    src = load_encoder(path)
+    try:
+        src = load_encoder(path)
+    except WesvError as err:
+        raise WesvError(f"--init-from {err}") from None
     src_state, dst_state = src.state_dict(), encoder.state_dict()
     missing = [k for k in dst_state if k not in src_state]
     unexpected = [k for k in src_state if k not in dst_state]
@@ -105,6 +111,9 @@ class Trainer:
         self.last_good: str | None = None
         self.metrics: MetricsLog | None = None
         self._nan_skips = 0
+        self._started = False  # training began: a failure from then on keeps the exp dir
+        self._stats: EpochStats | None = None
+        self._resumed_stats: list | None = None
 
     # ---- building -------------------------------------------------------------------------------------------
     def setup(self, env: DistEnv, device: torch.device, ckpt: dict | None = None) -> None:
@@ -129,6 +138,7 @@ class Trainer:
             raise WesvError(f"data.sample_rate is {cfg.data.sample_rate} Hz but encoder {cfg.encoder.name}'s front-end "
                             f"takes {encoder.sample_rate} Hz — make them agree (data.resample: true converts audio "
                             "at another rate)")
+        prepare_training_data(cfg, self.dataset, encoder)
         if cfg.trainer.init_from and ckpt is None:
             load_init_weights(encoder, cfg.trainer.init_from, cfg.encoder.name)
         self.method: Method = method_cls(cfg.method, encoder, data_info).to(self.device)
@@ -174,6 +184,7 @@ class Trainer:
         self.scaler.load_state_dict(ckpt["scaler"])
         self.epoch, self.batch_in_epoch = ckpt["epoch"], ckpt["batch_in_epoch"]
         self.global_step = ckpt["global_step"]
+        self._resumed_stats = ckpt.get("epoch_stats")
         rngs = ckpt["rng"]
         if len(rngs) == self.env.world_size:
             set_rng_state(rngs[self.env.rank])
@@ -199,12 +210,13 @@ class Trainer:
     # ---- checkpoints ----------------------------------------------------------------------------------------
     def _save(self, finished: bool = False, epoch_file: bool = False) -> None:
         rngs = all_gather_objects(rng_state())  # a collective: every rank takes part
+        epoch_stats = all_gather_objects(self._stats.state() if self._stats and self.batch_in_epoch else None)
         if self.env.is_main:
             state = {"method": self.method.state_dict(), "extra": self.method.extra_state(),
                      "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                      "scaler": self.scaler.state_dict(), "rng": rngs, "epoch": self.epoch,
                      "batch_in_epoch": self.batch_in_epoch, "global_step": self.global_step,
-                     "finished": finished, "config": config_to_dict(self.cfg)}
+                     "finished": finished, "config": config_to_dict(self.cfg), "epoch_stats": epoch_stats}
             if epoch_file:
                 path = os.path.join(self.ckpt_dir, f"epoch_{self.epoch}.pt")
                 atomic_torch_save(state, path)
@@ -221,7 +233,9 @@ class Trainer:
         use_cuda = self.cfg.trainer.device != "cpu" and torch.cuda.is_available()
         self.env = init_distributed(use_cuda)
         handler = None
+        run_dir = RunDir(self.exp_dir, self.env)
         try:
+            run_dir.open()
             os.makedirs(self.ckpt_dir, exist_ok=True)
             if self.env.is_main:  # train.log beside the run, for this run only
                 handler = logging.FileHandler(os.path.join(self.exp_dir, "train.log"))
@@ -233,6 +247,7 @@ class Trainer:
             if handler is not None:
                 logging.getLogger("wesv").removeHandler(handler)
                 handler.close()
+            run_dir.close(self._started)
             cleanup_distributed()
 
     def _fit(self) -> int:
@@ -243,6 +258,8 @@ class Trainer:
                 raise WesvError(f"{self.latest}: the exp dir already holds a run; pass --resume to continue it or "
                                 "choose another --exp-dir")
             ckpt = load_checkpoint(self.latest)
+            check_resume_config(ckpt.get("config"), config_to_dict(cfg), self.latest, self.exp_dir,
+                                cfg.trainer.resume_changes)
             self.last_good = self.latest
             if ckpt["epoch"] >= cfg.trainer.epochs:
                 log.info("%s: finished (%d epochs); nothing to do", self.exp_dir, ckpt["epoch"])
@@ -260,6 +277,7 @@ class Trainer:
         log.info("method %s, encoder %s (%.2f M params), %d utterances, %d steps/epoch × %d epochs, %d process(es) "
                  "on %s%s", cfg.type, cfg.encoder.name, nparams / 1e6, len(self.dataset), self.steps_per_epoch,
                  cfg.trainer.epochs, env.world_size, self.device, f", amp {cfg.trainer.amp_dtype}" if self.amp else "")
+        self._started = True
         with StopRequest() as stop:
             while self.epoch < cfg.trainer.epochs:
                 if not self._train_epoch(stop) or self._stop_agreed(stop):
@@ -294,7 +312,8 @@ class Trainer:
             return
         good = self.last_good or "none (the run had not saved one yet)"
         raise WesvError(f"non-finite loss ({value}) at {where_}; last good checkpoint: {good}. Lower optim.lr, "
-                        "set optim.grad_clip or use trainer.amp_dtype bf16, then rerun with --resume")
+                        "set optim.grad_clip or use trainer.amp_dtype bf16, then rerun with --resume "
+                        "--trainer.resume_changes '[KEYS YOU CHANGED]'")
 
     def _train_epoch(self, stop: StopRequest) -> bool:
         """One epoch (or its rest, when resuming); False when a stop signal ended it early."""
@@ -306,7 +325,10 @@ class Trainer:
         self.sampler.set_epoch(epoch, skip=self.batch_in_epoch * cfg.data.batch_size)
         if hasattr(self.dataset, "set_epoch"):
             self.dataset.set_epoch(epoch)
-        stats = EpochStats()
+        # A run resumed inside the epoch carries on its sums, so that the epoch record covers every step.
+        stats = EpochStats.resumed(self._resumed_stats, self.env) if self.batch_in_epoch else EpochStats()
+        self._stats = stats
+        self._resumed_stats = None
         bar = tqdm(total=self.steps_per_epoch, initial=self.batch_in_epoch,
                    desc=f"epoch {epoch + 1}/{cfg.trainer.epochs}",
                    disable=not (self.env.is_main and cfg.trainer.progress), dynamic_ncols=True, leave=False)
@@ -443,6 +465,33 @@ class EpochStats:
         self.steps += 1
         for k, v in logs.items():
             self.sums[k] = self.sums.get(k, 0.0) + (v.detach().float() if isinstance(v, torch.Tensor) else float(v))
+
+    def state(self) -> dict:
+        """The sums so far (plain floats) and the seconds spent, for a checkpoint written inside the epoch."""
+        return {"loss_sum": self.loss_sum, "steps": self.steps, "samples": self.samples,
+                "sums": {k: float(v) for k, v in self.sums.items()}, "elapsed": time.time() - self.start}
+
+    @classmethod
+    def resumed(cls, states: list | None, env: DistEnv) -> "EpochStats":
+        """This rank's sums from a mid-epoch checkpoint (all of them on rank 0 when the world size changed).
+
+        The epoch record all-reduces the sums, so a run resumed inside an epoch reports the whole epoch.
+        """
+        stats = cls()
+        if not states:
+            mine = []
+        elif len(states) == env.world_size:
+            mine = [states[env.rank]]
+        else:
+            mine = list(states) if env.rank == 0 else []
+        for s in filter(None, mine):
+            stats.loss_sum += s["loss_sum"]
+            stats.steps += s["steps"]
+            stats.samples += s["samples"]
+            for k, v in s["sums"].items():
+                stats.sums[k] = stats.sums.get(k, 0.0) + v
+            stats.start = min(stats.start, time.time() - s["elapsed"])
+        return stats
 
 
 def train(cfg: TrainConfig, exp_dir: str, resume: bool = False) -> int:
