@@ -91,6 +91,7 @@ def test_resume_with_safe_changes_and_more_epochs_continues(tmp_path, capsys, fi
     assert out.code == 0, out.err
     log = (exp / "train.log").read_text()
     assert "data.num_workers 0 → 1" in log and "trainer.epochs 1 → 2: training continues" in log
+    assert log.count("preflight: 24 utterances") == 1  # the first start checked the data, the resume does not
     ckpt = load_checkpoint(str(exp / "checkpoints" / "latest.pt"))
     assert ckpt["epoch"] == 2 and ckpt["global_step"] == 12 and ckpt["finished"]
 
@@ -148,7 +149,7 @@ def test_audio_under_one_frame_is_refused_by_preflight_and_at_load(tmp_path, cap
     conf = tmp_path / "conf.yaml"
     conf.write_text(tiny_config(data))
     exp = tmp_path / "exp"
-    out = train(capsys, conf, exp, "--trainer.epochs", "1")  # preflight auto: 25 utterances
+    out = train(capsys, conf, exp, "--trainer.epochs", "1")  # preflight auto: 28 utterances
     assert_clean_error(out, "failed the preflight check", "(4 problems)")
     assert "utterance 'tiny3'" in out.err and "only 160 samples, fewer than the 400" in out.err
     assert not exp.exists()

@@ -50,16 +50,18 @@ def scan_audio(utts: list[str], specs: list[str], sample_rate: int, resample: bo
     return problems, short
 
 
-def prepare_training_data(cfg: Any, dataset: Any, encoder: Any) -> None:
+def prepare_training_data(cfg: Any, dataset: Any, encoder: Any, preflight: bool = True) -> None:
     """Give the dataset the encoder's shortest usable length; run the preflight check if ``trainer.preflight`` asks.
 
-    A collective under DDP: rank 0 reads the audio, every rank raises the same error.
+    ``preflight=False`` on resume: the run's start checked the data (and the resume check keeps ``data.train``),
+    so a preempted 1 M-utterance run does not reread every header at each restart. A collective under DDP: rank 0
+    reads the audio, every rank raises the same error.
     """
     min_samples = int(getattr(encoder, "min_samples", 1))
     if hasattr(dataset, "min_samples"):
         dataset.min_samples = min_samples
     utts, specs = getattr(dataset, "utts", None), getattr(dataset, "specs", None)
-    if utts is None or specs is None or not wants_preflight(cfg.trainer.preflight, len(utts)):
+    if not preflight or utts is None or specs is None or not wants_preflight(cfg.trainer.preflight, len(utts)):
         return
     message = None
     if rank() == 0:

@@ -138,7 +138,7 @@ class Trainer:
             raise WesvError(f"data.sample_rate is {cfg.data.sample_rate} Hz but encoder {cfg.encoder.name}'s front-end "
                             f"takes {encoder.sample_rate} Hz — make them agree (data.resample: true converts audio "
                             "at another rate)")
-        prepare_training_data(cfg, self.dataset, encoder)
+        prepare_training_data(cfg, self.dataset, encoder, preflight=ckpt is None)
         if cfg.trainer.init_from and ckpt is None:
             load_init_weights(encoder, cfg.trainer.init_from, cfg.encoder.name)
         self.method: Method = method_cls(cfg.method, encoder, data_info).to(self.device)
