@@ -384,3 +384,53 @@ def test_failed_first_clustering_leaves_no_out_dir(tmp_path):
     with pytest.raises(WesvError):
         run_clustering(scp, data, str(tmp_path / "r1"), ClusterConfig(num_clusters=12, device="cpu"))
     assert not (tmp_path / "r1").exists()
+
+
+# ------------------------------------------------------------------------------------------- chance-corrected
+def test_singletons_flatter_purity_and_nmi_but_not_ami_or_ari():
+    truth = np.repeat(np.arange(20), 10)
+    singletons = np.arange(len(truth))
+    m = cluster_metrics(singletons, truth)
+    assert m["purity"] == 1.0 and m["nmi"] > 0.6  # flattering
+    assert abs(m["ami"]) < 0.05 and abs(m["ari"]) < 0.05  # corrected for chance
+
+
+def test_chance_partition_keeps_sizes_is_seeded_and_scores_near_zero():
+    from wesv.cluster.metrics import chance_metrics, chance_partition
+    truth = np.repeat(np.arange(10), 20)
+    pred = truth.copy()
+    shuffled = chance_partition(pred)
+    np.testing.assert_array_equal(np.bincount(shuffled), np.bincount(pred))
+    np.testing.assert_array_equal(shuffled, chance_partition(pred))  # fixed seed
+    assert cluster_metrics(pred, truth)["ami"] == pytest.approx(1.0)
+    c = chance_metrics(pred, truth)
+    assert abs(c["ami"]) < 0.05 and abs(c["ari"]) < 0.05 and c["purity"] < 0.3
+
+
+def test_report_holds_ami_ari_and_the_chance_partition(tmp_path):
+    data, scp, utts, truth = make_round_dir(tmp_path)
+    report = run_clustering(scp, data, str(tmp_path / "r1"), ClusterConfig(algorithm="kmeans_ahc", num_clusters=12,
+                                                                              device="cpu"),
+                            truth_utt2spk=os.path.join(data, "utt2spk"))
+    saved = json.loads((tmp_path / "r1" / "cluster_report.json").read_text())
+    assert saved["metrics"]["ami"] == report["metrics"]["ami"] > 0.9 and saved["metrics"]["ari"] > 0.9
+    chance = saved["metrics_chance"]
+    assert chance["num_clusters"] == saved["metrics"]["num_clusters"] and abs(chance["ami"]) < 0.05
+    assert chance["purity"] < saved["metrics"]["purity"]
+
+
+def test_plot_rounds_draws_ami_and_chance_and_reads_old_reports(tmp_path):
+    from wesv.cluster.plot import plot_rounds
+    paths = []
+    for r in (1, 2):
+        d = tmp_path / f"round{r}"
+        d.mkdir()
+        metrics = {"nmi": 0.9, "purity": 0.9, "inverse_purity": 0.8, "num_clusters": 50, "num_speakers": 10}
+        report = {"metrics": metrics}
+        if r == 2:  # a new report; round 1 is from before AMI was measured
+            report = {"metrics": {**metrics, "ami": 0.7, "ari": 0.6},
+                      "metrics_chance": {"nmi": 0.4, "ami": 0.0, "ari": 0.0, "purity": 0.2}}
+        (d / "cluster_report.json").write_text(json.dumps(report))
+        paths.append(str(d / "cluster_report.json"))
+    rows = plot_rounds(paths, str(tmp_path / "p.png"))
+    assert rows[0]["ami"] is None and rows[1]["ami"] == 0.7 and rows[1]["chance_purity"] == 0.2

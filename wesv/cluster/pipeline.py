@@ -10,7 +10,7 @@ from dataclasses import asdict
 import numpy as np
 
 from wesv.cluster.filtering import drop_small, keep_closest
-from wesv.cluster.metrics import cluster_metrics
+from wesv.cluster.metrics import chance_metrics, cluster_metrics
 from wesv.cluster.stages import ALGORITHMS, ClusterConfig, check_config, cluster_embeddings  # noqa: F401 (re-exported)
 from wesv.data.datadir import read_scp, read_utt2spk, utt2spk_to_spk2utt, write_scp
 from wesv.data.validate import validate_data_dir
@@ -188,10 +188,13 @@ def _run_clustering(emb: str, data: str, out: str, cfg: ClusterConfig, truth_utt
         report["truth_utt2spk"] = truth_utt2spk
         report["metrics_all"] = cluster_metrics(labels, truth)
         report["metrics"] = {**cluster_metrics(final[mask], truth[mask]), "fraction_kept": float(mask.mean())}
-        m = report["metrics"]
-        logger.info("vs truth (kept utterances): NMI %.4f purity %.4f inverse purity %.4f, %d clusters for %d "
-                    "speakers, %.1f%% kept", m["nmi"], m["purity"], m["inverse_purity"], m["num_clusters"],
-                    m["num_speakers"], 100 * m["fraction_kept"])
+        report["metrics_chance"] = chance_metrics(final[mask], truth[mask])
+        m, c = report["metrics"], report["metrics_chance"]
+        logger.info("vs truth (kept utterances): NMI %.4f AMI %.4f ARI %.4f purity %.4f inverse purity %.4f, %d "
+                    "clusters for %d speakers, %.1f%% kept; chance partition of the same sizes: NMI %.4f AMI %.4f "
+                    "ARI %.4f purity %.4f", m["nmi"], m["ami"], m["ari"], m["purity"], m["inverse_purity"],
+                    m["num_clusters"], m["num_speakers"], 100 * m["fraction_kept"], c["nmi"], c["ami"], c["ari"],
+                    c["purity"])
     write_json(os.path.join(out, "cluster_report.json"), report)
     logger.info("wrote %s: %d utterances in %d clusters (%.1f s)", out, report["num_utts_kept"],
                 report["num_clusters"], timings["total"])
