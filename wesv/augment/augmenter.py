@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from wesv.augment.ops import add_noise, reverberate, speed_perturb
+from wesv.augment.ops import add_noise, change_speed, reverberate, speed_perturb
 from wesv.augment.sets import AudioCache, read_noise_set, read_rir_set
 from wesv.errors import WesvError
 
@@ -102,12 +102,26 @@ class Augmenter:
             snr = cfg.noise_snr if kind == "noise" else cfg.music_snr
         return add_noise(x, noise, float(rng.uniform(*snr)))
 
-    def __call__(self, wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Augment one crop (float array); returns a new float32 array of the same length."""
+    def draw_speed(self, rng: np.random.Generator) -> float | None:
+        """One speed factor from ``speeds`` (None when ``speed_perturb`` is off): a multi-view dataset draws it
+        once per utterance and applies it with ``apply_speed`` before cropping, so its views share one pitch."""
+        if not self.cfg.speed_perturb:
+            return None
+        return float(self.cfg.speeds[int(rng.integers(len(self.cfg.speeds)))])
+
+    def apply_speed(self, wave: np.ndarray, speed: float) -> np.ndarray:
+        """The whole wave played ``speed`` times faster (its length changes by 1 / speed)."""
+        return change_speed(np.asarray(wave, dtype=np.float32), speed)
+
+    def __call__(self, wave: np.ndarray, rng: np.random.Generator, speed: bool = True) -> np.ndarray:
+        """Augment one crop (float array); returns a new float32 array of the same length.
+
+        ``speed=False``: no speed perturbation here (the caller applied one per utterance with ``apply_speed``).
+        """
         cfg = self.cfg
         x = np.asarray(wave, dtype=np.float32)
-        if cfg.speed_perturb:
-            x = speed_perturb(x, float(cfg.speeds[int(rng.integers(len(cfg.speeds)))]), rng)
+        if cfg.speed_perturb and speed:
+            x = speed_perturb(x, self.draw_speed(rng), rng)
         if not self.types or rng.random() >= cfg.prob:
             return x.copy()
         kind = self.types[int(rng.choice(len(self.types), p=self.weights))]

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from wesv import distributed as dist
-from wesv.data.views import ViewsConfig, ViewsDataset, build_views_dataset
+from wesv.data.views import ViewsConfig, ViewsDataset, build_views_dataset, view_logs
 from wesv.errors import WesvError
 from wesv.log import get_logger
 from wesv.nn.ema import ema_update_, frozen_copy
@@ -150,7 +150,7 @@ class Dino(Method):
         for key, value in stats.items():
             self._sums[key] = self._sums.get(key, 0.0) + value
         self._steps += 1
-        return loss, {**stats, "teacher_temp": self.teacher_temp_now}
+        return loss, {**stats, "teacher_temp": self.teacher_temp_now, **view_logs(batch)}
 
     @torch.no_grad()
     def _update_center(self, teacher_logits: torch.Tensor) -> None:

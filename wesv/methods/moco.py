@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from wesv import distributed as dist
-from wesv.data.views import GlobalViewsConfig, ViewsDataset, build_views_dataset
+from wesv.data.views import GlobalViewsConfig, ViewsDataset, build_views_dataset, view_logs
 from wesv.errors import WesvError
 from wesv.nn.ema import ema_update_, frozen_copy
 from wesv.nn.heads import ProjectionHead
@@ -30,13 +30,24 @@ class MocoConfig(GlobalViewsConfig):
     shuffle_bn_chunks: int = 4  # one process: BN statistics per chunk (see ``Moco._encode_keys``)
 
 
-def info_nce_logits(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float) -> torch.Tensor:
-    """``[q·k⁺, q·queue_j …] / T``, shape ``(B, 1 + Q)``, positive in column 0; float32 even under autocast."""
+def info_nce_logits(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float,
+                    exclude: torch.Tensor | None = None) -> torch.Tensor:
+    """``[q·k⁺, q·queue_j …] / T``, shape ``(B, 1 + Q)``, positive in column 0; float32 even under autocast.
+
+    ``exclude`` (bool, ``(B, Q)``) marks queue entries that are no negatives of a query: their logit is −inf.
+    """
     with torch.autocast(q.device.type, enabled=False):
         q, k, queue = q.float(), k.float(), queue.float()
         l_pos = torch.sum(q * k, dim=-1, keepdim=True)
         l_neg = q @ queue.t()
+        if exclude is not None:
+            l_neg = l_neg.masked_fill(exclude, float("-inf"))
         return torch.cat([l_pos, l_neg], dim=1) / temperature
+
+
+def same_utterance(index: torch.Tensor, queue_index: torch.Tensor) -> torch.Tensor:
+    """``(B, Q)`` mask of the queue entries whose key was cut from the query's own utterance (dataset index)."""
+    return queue_index.unsqueeze(0) == index.to(queue_index.device).unsqueeze(1)
 
 
 def chunk_sizes(n: int, chunks: int) -> list[int]:
@@ -63,6 +74,14 @@ class Moco(Method):
         # Buffers, so the queue and its pointer are checkpointed and resumed with the model.
         self.register_buffer("queue", F.normalize(torch.randn(cfg.queue_size, cfg.proj_dim), dim=1))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+        # Dataset index of each queued key (-1: a random initial key). A query's own utterance from an earlier
+        # epoch is the same speaker *and* session: masked out of its negatives, whatever the queue size.
+        self.register_buffer("queue_index", torch.full((cfg.queue_size,), -1, dtype=torch.long))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Checkpoints from before queue_index: resume with unknown owners (nothing masked until overwritten).
+        state_dict.setdefault(prefix + "queue_index", torch.full_like(self.queue_index, -1))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @classmethod
     def build_dataset(cls, cfg: MocoConfig, data_cfg: Any, augmenter: Callable | None, seed: int) -> ViewsDataset:
@@ -110,34 +129,43 @@ class Moco(Method):
         unshuffled[perm] = k_all
         return unshuffled[start:start + len(x)]
 
-    def _loss(self, q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = info_nce_logits(q, k, queue, self.cfg.temperature)
+    def _loss(self, q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor,
+              exclude: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = info_nce_logits(q, k, queue, self.cfg.temperature, exclude)
         target = torch.zeros(len(q), dtype=torch.long, device=q.device)
         return F.cross_entropy(logits, target), (logits.argmax(1) == 0).float().mean()
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """InfoNCE of view 0 (query) against view 1 (key) and the queue; then enqueue the keys."""
+        """InfoNCE of view 0 (query) against view 1 (key) and the queue (less the query's own utterance's keys);
+        then enqueue the keys with their utterances' dataset indices."""
         x1, x2 = batch["views"][0], batch["views"][1]
+        index = torch.as_tensor(batch["index"], dtype=torch.long, device=self.queue_index.device)
         queue = self.queue.clone().detach()  # enqueue below writes the buffer in place
+        exclude = same_utterance(index, self.queue_index)
         q = self._encode_queries(x1)
         k = self._encode_keys(x2)
-        loss, acc = self._loss(q, k, queue)
-        keys = k
+        loss, acc = self._loss(q, k, queue, exclude)
+        keys, indices = k, index
         if self.cfg.symmetric:
             q2, k2 = self._encode_queries(x2), self._encode_keys(x1)
-            loss2, acc2 = self._loss(q2, k2, queue)
-            loss, acc, keys = (loss + loss2) / 2, (acc + acc2) / 2, torch.cat([k, k2])
-        self._enqueue(keys)
-        return loss, {"moco_acc": acc.detach()}
+            loss2, acc2 = self._loss(q2, k2, queue, exclude)
+            loss, acc = (loss + loss2) / 2, (acc + acc2) / 2
+            keys, indices = torch.cat([k, k2]), torch.cat([index, index])
+        self._enqueue(keys, indices)
+        return loss, {"moco_acc": acc.detach(), "moco_masked": exclude.sum(1).float().mean(),
+                      **view_logs(batch)}
 
     @torch.no_grad()
-    def _enqueue(self, keys: torch.Tensor) -> None:
-        """Write every rank's keys into the ring buffer at the pointer, oldest first out (wrap-around)."""
+    def _enqueue(self, keys: torch.Tensor, indices: torch.Tensor) -> None:
+        """Write every rank's keys (and their dataset indices) into the ring buffer at the pointer, oldest first out
+        (wrap-around)."""
         keys, _ = dist.all_gather_cat(keys.detach())
+        indices, _ = dist.all_gather_cat(indices.to(keys.device, torch.long))
         size, n = self.queue.shape[0], keys.shape[0]
         first = max(0, n - size)  # more keys than slots: the older ones would be overwritten at once
         idx = (self.queue_ptr + torch.arange(first, n, device=keys.device)) % size
         self.queue[idx] = keys[first:].to(self.queue.dtype)
+        self.queue_index[idx] = indices[first:].to(self.queue_index.device)
         self.queue_ptr.copy_((self.queue_ptr + n) % size)
 
     def after_optimizer_step(self, step: int, total_steps: int) -> None:
