@@ -28,6 +28,7 @@ class MocoConfig(GlobalViewsConfig):
     momentum: float = 0.999
     symmetric: bool = False  # also swap the roles of the two crops (and enqueue both keys)
     shuffle_bn_chunks: int = 4  # one process: BN statistics per chunk (see ``Moco._encode_keys``)
+    shuffle_bn_min_chunk: int = 16  # ... of at least this many samples (fewer chunks when the batch is small)
 
 
 def info_nce_logits(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float,
@@ -50,9 +51,14 @@ def same_utterance(index: torch.Tensor, queue_index: torch.Tensor) -> torch.Tens
     return queue_index.unsqueeze(0) == index.to(queue_index.device).unsqueeze(1)
 
 
-def chunk_sizes(n: int, chunks: int) -> list[int]:
-    """Split ``n`` into at most ``chunks`` near-equal parts of at least 2 (BatchNorm needs two samples)."""
-    g = max(1, min(chunks, n // 2))
+def chunk_sizes(n: int, chunks: int, min_size: int = 2) -> list[int]:
+    """Split ``n`` into at most ``chunks`` near-equal parts of at least ``min_size`` (one part if ``n`` is smaller).
+
+    BatchNorm1d averages over samples × frames, but frames of one utterance are correlated, so a chunk's
+    statistics are about as noisy as ``min_size`` samples: 8 samples (batch 32 in 4 chunks) give per-channel means
+    ~√2 noisier than 16 (the default ``shuffle_bn_min_chunk``).
+    """
+    g = max(1, min(chunks, n // max(2, min_size)))
     return [n // g + (1 if i < n % g else 0) for i in range(g)]
 
 
@@ -68,6 +74,9 @@ class Moco(Method):
             raise WesvError(f"MoCo needs two views: set method.num_global: 2 (got {cfg.num_global})")
         if cfg.queue_size < 1:
             raise WesvError(f"method.queue_size must be >= 1 (got {cfg.queue_size})")
+        if cfg.shuffle_bn_chunks < 1 or cfg.shuffle_bn_min_chunk < 2:
+            raise WesvError(f"method.shuffle_bn_chunks must be >= 1 and method.shuffle_bn_min_chunk >= 2 (BatchNorm "
+                            f"needs two samples; got {cfg.shuffle_bn_chunks}, {cfg.shuffle_bn_min_chunk})")
         self.head = ProjectionHead(encoder.embed_dim, cfg.proj_dim, cfg.proj_hidden_dim)
         self.key_encoder = frozen_copy(encoder)
         self.key_head = frozen_copy(self.head)
@@ -97,7 +106,10 @@ class Moco(Method):
     def _encode_queries(self, x: torch.Tensor) -> torch.Tensor:
         if dist.world_size() > 1:
             return self.head(self.encoder(x))
-        return torch.cat([self.head(self.encoder(c)) for c in x.split(chunk_sizes(len(x), self.cfg.shuffle_bn_chunks))])
+        return torch.cat([self.head(self.encoder(c)) for c in x.split(self._chunks(len(x)))])
+
+    def _chunks(self, n: int) -> list[int]:
+        return chunk_sizes(n, self.cfg.shuffle_bn_chunks, self.cfg.shuffle_bn_min_chunk)
 
     @torch.no_grad()
     def _encode_keys(self, x: torch.Tensor) -> torch.Tensor:
@@ -110,7 +122,7 @@ class Moco(Method):
         if dist.world_size() > 1:
             return self._encode_keys_ddp(x)
         perm = torch.randperm(len(x), device=x.device)
-        parts = x[perm].split(chunk_sizes(len(x), self.cfg.shuffle_bn_chunks))
+        parts = x[perm].split(self._chunks(len(x)))
         shuffled = torch.cat([self.key_head(self.key_encoder(c)) for c in parts])
         return shuffled[torch.argsort(perm)]
 
@@ -130,7 +142,7 @@ class Moco(Method):
         return unshuffled[start:start + len(x)]
 
     def _loss(self, q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor,
-              exclude: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+              exclude: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         logits = info_nce_logits(q, k, queue, self.cfg.temperature, exclude)
         target = torch.zeros(len(q), dtype=torch.long, device=q.device)
         return F.cross_entropy(logits, target), (logits.argmax(1) == 0).float().mean()
