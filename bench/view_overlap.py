@@ -44,7 +44,8 @@ def main() -> None:
             spans = [(0, n) if sp is None else sp for sp in place(n, sizes, rng)]
             shared += [overlap_fraction(a, b) for a, b in itertools.combinations(spans, 2)]
         shared = np.array(shared)
-        print(f"{name:28s} mean shared fraction {shared.mean():.3f}; pairs overlapping {100 * (shared > 0).mean():.1f} %"
+        print(f"{name:28s} mean shared fraction {shared.mean():.3f}; pairs overlapping "
+              f"{100 * (shared > 0).mean():.1f} %"
               f", sharing {shared[shared > 0].mean():.3f} of a crop on average ({len(lengths)} utterances, "
               f"{args.num_global} × {args.global_seconds} s)")
 

@@ -15,7 +15,8 @@ torch.set_num_threads(1)
 
 def make_moco(**kw) -> Moco:
     torch.manual_seed(0)
-    base = dict(queue_size=10, proj_dim=4, proj_hidden_dim=8, temperature=0.1, shuffle_bn_chunks=2, shuffle_bn_min_chunk=2)
+    base = dict(queue_size=10, proj_dim=4, proj_hidden_dim=8, temperature=0.1, shuffle_bn_chunks=2,
+                shuffle_bn_min_chunk=2)
     base.update(kw)
     return Moco(MocoConfig(**base), TinyEncoder(), DataInfo(num_samples=10))
 

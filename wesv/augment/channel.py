@@ -30,7 +30,8 @@ def high_shelf_sos(freq: float, gain_db: float, sample_rate: int) -> np.ndarray:
     w = 2.0 * math.pi * freq / sample_rate
     cos_w, alpha = math.cos(w), math.sin(w) / 2.0 * math.sqrt(2.0)
     sq = 2.0 * math.sqrt(a) * alpha
-    b = [a * ((a + 1) + (a - 1) * cos_w + sq), -2 * a * ((a - 1) + (a + 1) * cos_w), a * ((a + 1) + (a - 1) * cos_w - sq)]
+    b = [a * ((a + 1) + (a - 1) * cos_w + sq), -2 * a * ((a - 1) + (a + 1) * cos_w),
+         a * ((a + 1) + (a - 1) * cos_w - sq)]
     den = [(a + 1) - (a - 1) * cos_w + sq, 2 * ((a - 1) - (a + 1) * cos_w), (a + 1) - (a - 1) * cos_w - sq]
     return np.array([[*(v / den[0] for v in b), 1.0, den[1] / den[0], den[2] / den[0]]])
 

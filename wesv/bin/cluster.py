@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="subtract a mean before L2 normalisation, as scoring does: 'auto' (the mean of the embeddings "
                         "being clustered), a mean.vec, or an scp (its mean) (default: none, normalise only)")
     p.add_argument("--truth-utt2spk", default=None,
-                   help="true utt2spk, read only to measure NMI/AMI/ARI/purity into cluster_report.json (default: none)")
+                   help="true utt2spk, read only to measure NMI/AMI/ARI/purity into cluster_report.json "
+                        "(default: none)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the k-means initialisation and subsampling (default: %(default)s)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
