@@ -198,3 +198,93 @@ def test_long_files_are_read_in_windows_not_cached(fake_trees):
     assert np.allclose(whole[start:start + 4000], seg)
     short = AudioCache(max_bytes=10 ** 9)
     assert short.segment(spec, 40000, np.random.default_rng(0)).shape == (40000,) and len(short) == 1
+
+
+# ------------------------------------------------------------------------------------------- channel
+def _speechy(seconds: float = 3.0, seed: int = 0) -> np.ndarray:
+    """White noise shaped like speech (energy up to 8 kHz), 16 kHz."""
+    rng = np.random.default_rng(seed)
+    return (0.1 * rng.standard_normal(int(seconds * 16000))).astype(np.float32)
+
+
+def _band_energy(x: np.ndarray, lo: float, hi: float) -> float:
+    spec = np.abs(np.fft.rfft(x.astype(np.float64))) ** 2
+    f = np.fft.rfftfreq(len(x), 1 / 16000)
+    return float(spec[(f >= lo) & (f < hi)].sum() / spec.sum())
+
+
+def test_channel_off_by_default_and_deterministic_per_seed():
+    from wesv.augment.channel import channel_augment
+    x = _speechy()
+    assert AugmentConfig().channel_prob == 0.0
+    np.testing.assert_array_equal(Augmenter(AugmentConfig())(x, np.random.default_rng(0)), x)  # no sets, no channel
+    cfg = AugmentConfig(channel_prob=1.0, codec_prob=0.5)
+    a = channel_augment(x, cfg, np.random.default_rng(5))
+    b = channel_augment(x, cfg, np.random.default_rng(5))
+    c = channel_augment(x, cfg, np.random.default_rng(6))
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+    for seed in range(20):
+        y = Augmenter(cfg)(x, np.random.default_rng(seed))
+        assert y.shape == x.shape and y.dtype == np.float32 and np.all(np.isfinite(y))
+        assert np.sqrt(np.mean(y.astype(np.float64) ** 2)) == pytest.approx(np.sqrt(np.mean(x.astype(np.float64) ** 2)),
+                                                                             rel=1e-3)
+    silent = np.zeros(1000, dtype=np.float32)
+    np.testing.assert_array_equal(channel_augment(silent, cfg, np.random.default_rng(0)), silent)
+
+
+def test_band_limits_and_eq_change_the_spectrum():
+    from wesv.augment.channel import channel_augment
+    x = _speechy()
+    # band limits only: energy above 4 kHz (low-pass at most 3.5 kHz) and below 100 Hz (high-pass from 300 Hz) goes
+    cfg = AugmentConfig(channel_prob=1.0, eq_bands=(0, 0), tilt_db=0.0, band_prob=1.0, lowcut_hz=(300.0, 400.0),
+                        highcut_hz=(3000.0, 3500.0), codec_prob=0.0, floor_prob=0.0)
+    y = channel_augment(x, cfg, np.random.default_rng(0))
+    assert _band_energy(x, 4500, 8000) > 0.4 and _band_energy(y, 4500, 8000) < 0.01
+    assert _band_energy(y, 0, 100) < 0.1 * _band_energy(x, 0, 100)
+    # EQ and tilt only: views of one crop get different spectra (high/low band ratio differs between draws)
+    cfg = AugmentConfig(channel_prob=1.0, band_prob=0.0, codec_prob=0.0, eq_gain_db=10.0, tilt_db=10.0,
+                        floor_prob=0.0)
+    ratios = [_band_energy(v, 2000, 8000) / _band_energy(v, 0, 2000)
+              for v in (channel_augment(x, cfg, np.random.default_rng(s)) for s in range(10))]
+    assert np.std(np.log(ratios)) > 0.3  # differ by tens of percent between views
+    # codec: mu-law quantisation leaves a quantisation error at the level a few bits give
+    cfg = AugmentConfig(channel_prob=1.0, eq_bands=(0, 0), tilt_db=0.0, band_prob=0.0, codec_prob=1.0,
+                        mulaw_bits=(4, 4), clip_level=(0.3, 0.3), floor_prob=0.0)
+    y = channel_augment(x, cfg, np.random.default_rng(1))
+    assert 0.01 < np.mean((y - x) ** 2) / np.mean(x ** 2) < 0.5
+
+
+def test_noise_floor_fills_the_quiet_parts_at_the_drawn_snr():
+    from wesv.augment.channel import channel_augment
+    x = np.zeros(48000, dtype=np.float32)
+    x[:24000] = _speechy(1.5)  # speech, then silence
+    cfg = AugmentConfig(channel_prob=1.0, eq_bands=(0, 0), tilt_db=0.0, band_prob=0.0, codec_prob=0.0,
+                        floor_prob=1.0, floor_snr=(20.0, 20.0))
+    y = channel_augment(x, cfg, np.random.default_rng(0)).astype(np.float64)
+    # overall RMS kept; the silent half now holds the floor, 20 dB below the signal (+3 dB: speech fills half)
+    floor_db = 10 * np.log10(np.mean(y[24000:] ** 2) / np.mean(y ** 2))
+    assert floor_db == pytest.approx(-20.0, abs=1.0)
+
+
+def test_channel_config_errors_name_the_field():
+    with pytest.raises(WesvError, match="augment.highcut_hz"):
+        Augmenter(AugmentConfig(highcut_hz=(3000.0, 9000.0)))
+    with pytest.raises(WesvError, match="augment.channel_prob"):
+        Augmenter(AugmentConfig(channel_prob=1.5))
+    with pytest.raises(WesvError, match="augment.lowcut_hz"):
+        Augmenter(AugmentConfig(lowcut_hz=(400.0, 50.0)))
+
+
+def test_channel_augmentation_is_fast():
+    import time
+    from wesv.augment.channel import channel_augment
+    x = _speechy(3.0)
+    cfg = AugmentConfig(channel_prob=1.0, band_prob=1.0, codec_prob=1.0)
+    rng = np.random.default_rng(0)
+    channel_augment(x, cfg, rng)
+    start = time.perf_counter()
+    for _ in range(20):
+        channel_augment(x, cfg, rng)
+    per_crop = (time.perf_counter() - start) / 20
+    assert per_crop < 0.05  # generous on a shared machine; bench/RESULTS.md holds the measured figure

@@ -35,9 +35,12 @@ def blobs(num_spk: int, per_spk: int, dim: int, noise: float, seed: int = 0) -> 
     return x.astype(np.float32), truth
 
 
-def make_round_dir(tmp_path, num_spk=12, per_spk=10, dim=24, noise=0.6, drop_key=None, extra_key=None):
-    """A data dir (wav.scp + true utt2spk) and an embedding ark/scp of its utterances."""
+def make_round_dir(tmp_path, num_spk=12, per_spk=10, dim=24, noise=0.6, drop_key=None, extra_key=None,
+                   offset=None):
+    """A data dir (wav.scp + true utt2spk) and an embedding ark/scp of its utterances (plus ``offset``, if given)."""
     x, truth = blobs(num_spk, per_spk, dim, noise)
+    if offset is not None:
+        x = (x + offset).astype(np.float32)
     data = tmp_path / "train"
     data.mkdir()
     utts = [f"spk{t:03d}-utt{i:04d}" for i, t in enumerate(truth)]
@@ -384,3 +387,96 @@ def test_failed_first_clustering_leaves_no_out_dir(tmp_path):
     with pytest.raises(WesvError):
         run_clustering(scp, data, str(tmp_path / "r1"), ClusterConfig(num_clusters=12, device="cpu"))
     assert not (tmp_path / "r1").exists()
+
+
+# ------------------------------------------------------------------------------------------- chance-corrected
+def test_singletons_flatter_purity_and_nmi_but_not_ami_or_ari():
+    truth = np.repeat(np.arange(20), 10)
+    singletons = np.arange(len(truth))
+    m = cluster_metrics(singletons, truth)
+    assert m["purity"] == 1.0 and m["nmi"] > 0.6  # flattering
+    assert abs(m["ami"]) < 0.05 and abs(m["ari"]) < 0.05  # corrected for chance
+
+
+def test_chance_partition_keeps_sizes_is_seeded_and_scores_near_zero():
+    from wesv.cluster.metrics import chance_metrics, chance_partition
+    truth = np.repeat(np.arange(10), 20)
+    pred = truth.copy()
+    shuffled = chance_partition(pred)
+    np.testing.assert_array_equal(np.bincount(shuffled), np.bincount(pred))
+    np.testing.assert_array_equal(shuffled, chance_partition(pred))  # fixed seed
+    assert cluster_metrics(pred, truth)["ami"] == pytest.approx(1.0)
+    c = chance_metrics(pred, truth)
+    assert abs(c["ami"]) < 0.05 and abs(c["ari"]) < 0.05 and c["purity"] < 0.3
+
+
+def test_report_holds_ami_ari_and_the_chance_partition(tmp_path):
+    data, scp, utts, truth = make_round_dir(tmp_path)
+    report = run_clustering(scp, data, str(tmp_path / "r1"), ClusterConfig(algorithm="kmeans_ahc", num_clusters=12,
+                                                                              device="cpu"),
+                            truth_utt2spk=os.path.join(data, "utt2spk"))
+    saved = json.loads((tmp_path / "r1" / "cluster_report.json").read_text())
+    assert saved["metrics"]["ami"] == report["metrics"]["ami"] > 0.9 and saved["metrics"]["ari"] > 0.9
+    chance = saved["metrics_chance"]
+    assert chance["num_clusters"] == saved["metrics"]["num_clusters"] and abs(chance["ami"]) < 0.05
+    assert chance["purity"] < saved["metrics"]["purity"]
+
+
+def test_plot_rounds_draws_ami_and_chance_and_reads_old_reports(tmp_path):
+    from wesv.cluster.plot import plot_rounds
+    paths = []
+    for r in (1, 2):
+        d = tmp_path / f"round{r}"
+        d.mkdir()
+        metrics = {"nmi": 0.9, "purity": 0.9, "inverse_purity": 0.8, "num_clusters": 50, "num_speakers": 10}
+        report = {"metrics": metrics}
+        if r == 2:  # a new report; round 1 is from before AMI was measured
+            report = {"metrics": {**metrics, "ami": 0.7, "ari": 0.6},
+                      "metrics_chance": {"nmi": 0.4, "ami": 0.0, "ari": 0.0, "purity": 0.2}}
+        (d / "cluster_report.json").write_text(json.dumps(report))
+        paths.append(str(d / "cluster_report.json"))
+    rows = plot_rounds(paths, str(tmp_path / "p.png"))
+    assert rows[0]["ami"] is None and rows[1]["ami"] == 0.7 and rows[1]["chance_purity"] == 0.2
+
+
+# ------------------------------------------------------------------------------------------- --subtract-mean
+def test_subtract_mean_gives_clustering_the_scoring_geometry(tmp_path):
+    from wesv.cluster.pipeline import load_aligned_embeddings
+    from wesv.scoring.io import write_vector
+    offset = np.zeros(24, dtype=np.float32)
+    offset[0] = 4.0  # a shared direction (channel, bias) that dominates every raw embedding
+    data, scp, utts, truth = make_round_dir(tmp_path, offset=offset)
+    wav = os.path.join(data, "wav.scp")
+    raw = np.stack([kaldiio.load_scp(scp)[u] for u in utts]).astype(np.float64)
+    plain = load_aligned_embeddings(scp, utts, wav)
+    auto = load_aligned_embeddings(scp, utts, wav, "auto")
+    centred = raw - raw.mean(0)
+    np.testing.assert_allclose(auto, centred / np.linalg.norm(centred, axis=1, keepdims=True), atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(auto, axis=1), 1.0, atol=1e-5)
+    write_vector(str(tmp_path / "mean.vec"), raw.mean(0))
+    np.testing.assert_allclose(load_aligned_embeddings(scp, utts, wav, str(tmp_path / "mean.vec")), auto, atol=1e-5)
+    # the geometry changes as expected: without the mean every pair looks alike (the offset), with it the centred
+    # rows spread around the origin and different speakers are far apart
+    other = truth[:, None] != truth[None, :]
+    assert (plain @ plain.T)[other].mean() > 0.8
+    assert abs((auto @ auto.T)[other].mean()) < 0.1
+    assert np.linalg.norm(auto.mean(0)) < 0.1 < np.linalg.norm(plain.mean(0))
+
+
+def test_cli_subtract_mean_is_recorded_and_a_wrong_dimension_is_one_line(tmp_path, capsys):
+    from wesv.scoring.io import write_vector
+    offset = np.zeros(24, dtype=np.float32)
+    offset[0] = 4.0
+    data, scp, _, _ = make_round_dir(tmp_path, offset=offset)
+    out = tmp_path / "r1"
+    assert run_cli(["--emb", scp, "--data", data, "--out", str(out), "--algorithm", "ahc", "--num-clusters", "12",
+                    "--subtract-mean", "auto", "--truth-utt2spk", os.path.join(data, "utt2spk"),
+                    "--device", "cpu"]) == 0
+    report = json.loads((out / "cluster_report.json").read_text())
+    assert report["config"]["subtract_mean"] == "auto" and report["metrics"]["ami"] > 0.9
+    write_vector(str(tmp_path / "bad.vec"), np.zeros(7))
+    capsys.readouterr()
+    assert run_cli(["--emb", scp, "--data", data, "--out", str(tmp_path / "r2"), "--num-clusters", "12",
+                    "--subtract-mean", str(tmp_path / "bad.vec"), "--device", "cpu"]) == 2
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if " INFO " not in line]
+    assert len(err) == 1 and "dimension 7" in err[0] and "Traceback" not in err[0] and not (tmp_path / "r2").exists()

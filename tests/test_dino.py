@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from wesv.errors import WesvError
 from wesv.methods.dino import Dino, DinoCollapseError, DinoConfig, check_collapse, dino_loss, teacher_stats
 from wesv.nn.schedules import cosine_schedule, linear_warmup
 from wesv.trainer.method import METHODS, DataInfo
@@ -238,3 +239,28 @@ def test_dino_trains_through_the_trainer(tmp_path, nproc):
     ckpt = torch.load(f"{exp}/checkpoints/latest.pt", map_location="cpu", weights_only=False)
     assert ckpt["global_step"] == 4 and torch.isfinite(ckpt["method"]["center"]).all()
     assert ckpt["method"]["center"].abs().sum() > 0
+
+
+def test_auto_prototypes_scale_with_the_training_set():
+    from wesv.methods.dino import auto_prototypes, resolve_prototypes
+    assert auto_prototypes(1_092_009) == 65536  # VoxCeleb2 dev: the published K back
+    assert auto_prototypes(1200) == 256 < 1200  # the mini corpus: fewer prototypes than utterances
+    assert auto_prototypes(10) == 256 and auto_prototypes(10 ** 9) == 65536
+    assert auto_prototypes(16 * 1024) == 1024 and auto_prototypes(16 * 1400) == 1024  # a power of two
+    assert resolve_prototypes(4096, 1200) == 4096  # an explicit int wins
+    with pytest.raises(WesvError, match="method.out_dim"):
+        resolve_prototypes("many", 1200)
+
+
+def test_auto_out_dim_builds_the_head_and_centre_to_k():
+    torch.manual_seed(0)
+    cfg = DinoConfig(num_global=2, num_local=2, out_dim="auto", hidden_dim=12, bottleneck_dim=6)
+    m = Dino(cfg, TinyEncoder(), DataInfo(num_samples=1200))
+    assert m.num_prototypes == 256 and m.center.shape == (1, 256)
+    assert m.head.last_layer.weight.shape[0] == 256
+
+
+def test_out_dim_auto_or_int_from_a_config_dict():
+    from wesv.config.typed import from_dict
+    assert from_dict(DinoConfig, {"out_dim": "auto"}).out_dim == "auto"
+    assert from_dict(DinoConfig, {"out_dim": 512}).out_dim == 512

@@ -537,9 +537,9 @@ def test_voxceleb_ssl_stages_dry_run(recipe):
         for m in ("exp/dino", "exp/pseudo_round1")]
     metrics = [c for c in cmds if tool(c) == "compute_metrics"]
     assert [option(c, "--system") for c in metrics[:3]] == [f"DINO (Vox1-{t})" for t in "OEH"]
-    # NMI only for the rounds; every system's wall time (the first of a run: a few seconds at most).
+    # AMI and NMI only for the rounds; every system's wall time (the first of a run: a few seconds at most).
     assert [[e for e in extras(c) if not e.startswith("wall time (s)=")] for c in metrics] == [[]] * 12 + [
-        ["NMI=unknown"]] * 6
+        ["AMI=unknown", "NMI=unknown"]] * 6
     assert all(0 <= int(extras(c)[-1].split("wall time (s)=")[1]) < 60 for c in metrics)
     assert option(metrics[9], "--system") == "supervised ECAPA-512 (MoCo init) (Vox1-O)"
     (plot,) = [c for c in cmds if tool(c) == "plot_rounds"]
@@ -591,7 +591,8 @@ def test_voxceleb_pseudo_round_skips_existing_outputs_and_reads_nmi(recipe, tmp_
         (d / path).parent.mkdir(parents=True, exist_ok=True)
         (d / path).write_text("")
     (d / "exp/data/vox2_dev_round1").mkdir(parents=True)
-    (d / "exp/data/vox2_dev_round1/cluster_report.json").write_text(json.dumps({"metrics": {"nmi": 0.951234}}))
+    (d / "exp/data/vox2_dev_round1/cluster_report.json").write_text(json.dumps({"metrics": {"nmi": 0.951234,
+                                                                                              "ami": 0.80127}}))
     run_env = dict(env(FAKE_PYTHON_RECORD=str(record)))
     run_env["PATH"] = f"{fake}{os.pathsep}{run_env['PATH']}"
 
@@ -609,7 +610,7 @@ def test_voxceleb_pseudo_round_skips_existing_outputs_and_reads_nmi(recipe, tmp_
     assert tools == ["compute_metrics", "extract", "extract", "extract", "extract", "merge_embeddings",
                      "merge_embeddings", "plot_rounds", "score", "train"]
     (metrics,) = [c for c in calls if c[1] == "wesv.bin.compute_metrics"]
-    assert metrics[metrics.index("--extra") + 1] == "NMI=0.9512"
+    assert [metrics[i + 1] for i, w in enumerate(metrics) if w == "--extra"][:2] == ["AMI=0.8013", "NMI=0.9512"]
     assert metrics[metrics.index("--system") + 1] == "pseudo-labels round 1 (Vox1-O)"
     (train,) = [c for c in calls if c[1] == "wesv.bin.train"]
     assert train[train.index("--init-from") + 1] == "exp/dino/encoder.pt"

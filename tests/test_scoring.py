@@ -327,3 +327,12 @@ def test_bom_on_the_trials_does_not_hide_every_trial(tmp_path, caplog):
     result = evaluate(str(tmp_path / "trials"), str(tmp_path / "scores"))
     assert result["EER"] == pytest.approx(100 / 3)
     assert "BOM" in caplog.text
+
+
+def test_results_table_shows_ami_beside_nmi_as_the_recipes_pass_them():
+    from wesv.scoring.table import results_table
+    rows = [{"system": "a", "EER": 1.0, "minDCF@0.01": 0.1, "minDCF@0.05": 0.05},
+            {"system": "b", "EER": 2.0, "minDCF@0.01": 0.2, "minDCF@0.05": 0.1, "extra": {"AMI": 0.5, "NMI": 0.8}}]
+    lines = results_table(rows).splitlines()
+    assert lines[0] == "| system | EER (%) | minDCF@0.01 | minDCF@0.05 | AMI | NMI |"
+    assert lines[3].endswith("| 0.5 | 0.8 |") and lines[2].endswith("| – | – |")

@@ -330,3 +330,55 @@ def test_epoch_sums_of_a_mid_epoch_checkpoint_survive_a_change_of_world_size():
     assert (one.loss_sum, one.steps, one.sums) == (4.5, 3, {"acc": 1.5})
     assert EpochStats.resumed(states, DistEnv(rank=1, world_size=3, local_rank=1)).steps == 0
     assert EpochStats.resumed(None, DistEnv(rank=0, world_size=1, local_rank=0)).steps == 0
+
+
+# ---- gradient clipping ------------------------------------------------------------------------------------
+def _params_with_grads(*grads):
+    params = []
+    for g in grads:
+        p = nn.Parameter(torch.zeros_like(g))
+        p.grad = g.clone()
+        params.append(p)
+    return params
+
+
+def test_clip_global_scales_all_gradients_together():
+    from wesv.trainer.optim import clip_gradients
+    big, small = torch.tensor([30.0, 40.0]), torch.tensor([0.3, 0.4])  # norms 50 and 0.5
+    params = _params_with_grads(big, small)
+    norm = clip_gradients(params, 3.0, "global")
+    assert float(norm) == pytest.approx(float(torch.cat([big, small]).norm()))
+    joint = torch.cat([p.grad for p in params]).norm()
+    assert float(joint) == pytest.approx(3.0, rel=1e-4)
+    assert float(params[1].grad.norm()) < 0.05  # the small gradient shrank with the big one
+
+
+def test_clip_per_tensor_clips_each_tensor_alone():
+    from wesv.trainer.optim import clip_gradients
+    big, small = torch.tensor([30.0, 40.0]), torch.tensor([0.3, 0.4])
+    params = _params_with_grads(big, small)
+    norm = clip_gradients(params, 3.0, "per_tensor")
+    assert float(norm) == pytest.approx(float(torch.cat([big, small]).norm()))
+    assert float(params[0].grad.norm()) == pytest.approx(3.0, rel=1e-4)
+    assert torch.allclose(params[1].grad, small)  # under the limit: untouched
+    assert torch.allclose(params[0].grad / params[0].grad.norm(), big / big.norm())  # direction kept
+    with pytest.raises(WesvError, match="optim.clip_mode"):
+        clip_gradients(params, 3.0, "layerwise")
+
+
+@pytest.mark.parametrize("mode", ["global", "per_tensor"])
+def test_trainer_clips_with_the_configured_mode(tmp_path, corpus, monkeypatch, mode):
+    import wesv.trainer.trainer as trainer_mod
+    seen = []
+    real = trainer_mod.clip_gradients
+
+    def spy(params, max_norm, clip_mode):
+        seen.append((max_norm, clip_mode))
+        return real(params, max_norm, clip_mode)
+
+    monkeypatch.setattr(trainer_mod, "clip_gradients", spy)
+    cfg = config(tmp_path, corpus, ["--optim.grad_clip=3.0", f"--optim.clip_mode={mode}", "--trainer.epochs=1"])
+    assert cfg.optim.clip_mode == mode
+    assert Trainer(cfg, str(tmp_path / "exp")).fit() == 0
+    assert seen and all(s == (3.0, mode) for s in seen)
+    assert all("grad_norm" in r for r in read_metrics(str(tmp_path / "exp")) if r["kind"] == "epoch")

@@ -61,7 +61,7 @@ def test_counts_lengths_and_sample_keys(data):
     ds = build_views_dataset(small_cfg(), data[0], None, seed=3)
     assert len(ds) == NUM_UTTS
     s = ds[0]
-    assert set(s) == {"views", "index", "utt", "view_utts"}
+    assert set(s) == {"views", "index", "utt", "view_utts", "global_overlap"}
     assert [len(v) for v in s["views"]] == [SR] * 2 + [SR // 2] * 3
     assert all(v.dtype == np.float32 for v in s["views"])
     assert s["index"] == 0 and s["utt"] == "utt0" and s["view_utts"] == ["utt0"] * 5
@@ -206,3 +206,83 @@ def test_collate_ranges_and_workers_agree(data):
                 if UTT_SECONDS[j] * SR >= len(row) + start and f"utt{j}" == utt:
                     np.testing.assert_array_equal(row, _code(j, start + len(row))[start:])
     assert len(lengths) == 2  # two batches, drawn lengths differ
+
+
+# ------------------------------------------------------------------------------------------- spread, overlap
+def _overlap_on_short_utterances(crop_fn) -> list[float]:
+    """Shared fraction of 2 × 2 s global crops of 2–5 s utterances (the mini corpus), for a crop function."""
+    from wesv.data.audio import overlap_fraction
+    rng = np.random.default_rng(0)
+    size, out = 2 * SR, []
+    for n in rng.integers(2 * SR, 5 * SR + 1, size=400):
+        (a, b) = crop_fn(int(n), [size, size], rng)
+        out.append(overlap_fraction(a, b))
+    return out
+
+
+def _independent_when_they_do_not_fit(n, sizes, rng):
+    """Today's placement before the fix: side by side if they fit, else independent random crops."""
+    from wesv.data.audio import crop_spans
+    if sum(sizes) <= n:
+        return crop_spans(n, sizes, rng)
+    return [(int(s), int(s) + size) for s, size in ((rng.integers(0, n - size + 1), size) for size in sizes)]
+
+
+def test_global_crops_are_spread_to_the_minimal_overlap():
+    from wesv.data.audio import crop_spans
+    size = 2 * SR
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(2 * SR, 5 * SR + 1, size=400)
+    minimal = np.mean([max(0, 2 * size - n) / size for n in lengths])
+    before = np.mean(_overlap_on_short_utterances(_independent_when_they_do_not_fit))
+    exact = np.mean(_overlap_on_short_utterances(lambda n, s, r: crop_spans(n, s, r, jitter=0.0)))
+    after = np.mean(_overlap_on_short_utterances(crop_spans))
+    assert exact == pytest.approx(minimal, abs=1e-9)  # opposite ends: the least overlap the length allows
+    assert minimal <= after <= minimal + 0.05  # a little jitter (5 % of a crop at most per end)
+    assert before > minimal + 0.1  # independent placement shared far more
+    for _ in range(50):  # which view sits at the start is random, and the ends are reached
+        a, b = crop_spans(3 * SR, [size, size], rng, jitter=0.0)
+        assert sorted([a, b]) == [(0, size), (SR, 3 * SR)]
+
+
+def test_spread_crops_stay_inside_and_vary(data):
+    from wesv.data.audio import crop_spans
+    rng = np.random.default_rng(1)
+    starts = set()
+    for _ in range(100):
+        spans = crop_spans(3 * SR, [2 * SR, 2 * SR, SR], rng)
+        assert all(0 <= a and b <= 3 * SR and b - a == size for (a, b), size in zip(spans, [2 * SR, 2 * SR, SR]))
+        starts.add(spans[0][0])
+    assert len(starts) > 10
+    assert crop_spans(SR, [2 * SR, SR // 2], rng)[0] is None  # longer than the wave: repeated by crop()
+
+
+def test_dataset_reports_the_global_overlap_and_the_methods_log_it(data):
+    from wesv.data.views import view_logs
+    ds = build_views_dataset(small_cfg(), data[0], None, seed=0)
+    assert ds[0]["global_overlap"] == 0.0  # 4 s hold both 1 s globals side by side
+    assert ds[3]["global_overlap"] == pytest.approx(0.5, abs=0.05)  # 1.5 s: 2 × 1 s at opposite ends share 0.5 s
+    assert ds[4]["global_overlap"] == 1.0  # shorter than a crop: both hold the whole utterance
+    for epoch in range(5):
+        ds.set_epoch(epoch)
+        starts = sorted(_decode(v)[1] for v in ds[3]["views"][:2])
+        assert starts[0] <= 0.05 * SR and starts[1] >= 0.45 * SR  # spread to the two ends
+    batch = ds.collate([ds[i] for i in range(NUM_UTTS)])
+    assert float(view_logs(batch)["view_overlap"]) == pytest.approx(np.mean([ds[i]["global_overlap"]
+                                                                              for i in range(NUM_UTTS)]))
+
+
+def test_speed_perturbation_is_drawn_once_per_utterance(tmp_path):
+    from wesv.augment import AugmentConfig, Augmenter
+    path = tmp_path / "tone.wav"
+    sf.write(path, (0.5 * np.sin(2 * np.pi * 1000 * np.arange(4 * SR) / SR)).astype(np.float32), SR)
+    aug = Augmenter(AugmentConfig(speed_perturb=True, speeds=(0.9, 1.1), prob=0.0))
+    ds = ViewsDataset({"tone": str(path)}, small_cfg(global_seconds=1.0, num_local=2), aug, seed=0)
+    seen = set()
+    for epoch in range(8):
+        ds.set_epoch(epoch)
+        # the tone's frequency is 1000 Hz × speed: one speed for every view of the utterance
+        peaks = {int(round(np.argmax(np.abs(np.fft.rfft(v))) * SR / len(v), -2)) for v in ds[0]["views"]}
+        assert len(peaks) == 1 and peaks <= {900, 1100}
+        seen |= peaks
+    assert seen == {900, 1100}

@@ -114,9 +114,10 @@ pseudo_round() {
     produced_paths+=("$labels/cluster_report.json")
   fi
   train conf/pseudo.yaml "$dir" --data.train "$labels" --init-from "$prev/encoder.pt"
-  local nmi
+  local nmi ami
   nmi=$($dry_run && echo 0 || python -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["metrics"]["nmi"], 4))' "$labels/cluster_report.json")
-  metrics_extra=(--extra "NMI=$nmi")
+  ami=$($dry_run && echo 0 || python -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["metrics"]["ami"], 4))' "$labels/cluster_report.json")
+  metrics_extra=(--extra "AMI=$ami" --extra "NMI=$nmi")
   evaluate "pseudo-labels round $r" "$dir"
   metrics_extra=()
 }

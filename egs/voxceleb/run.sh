@@ -147,14 +147,16 @@ if begin 12 "supervised ECAPA-512 from random weights and from MoCo ($exp/superv
   finish
 fi
 
-# cluster_nmi REPORT: the NMI a cluster_report.json holds (4 decimals); "unknown" in a dry run.
-cluster_nmi() {
+# cluster_metric REPORT KEY: the metric KEY (nmi, ami, ...) a cluster_report.json holds (4 decimals); "unknown" in
+# a dry run.
+cluster_metric() {
   if $dry_run; then echo unknown; return; fi
   python -c 'import json, sys
 r = json.load(open(sys.argv[1]))
-if "metrics" not in r:
-    sys.exit(f"{sys.argv[1]}: no NMI (clustered without --truth-utt2spk): delete it to cluster again")
-print(round(r["metrics"]["nmi"], 4))' "$1"
+if sys.argv[2] not in r.get("metrics", {}):
+    sys.exit(f"{sys.argv[1]}: no {sys.argv[2]} (clustered without --truth-utt2spk, or before it was measured): "
+             "delete it to cluster again")
+print(round(r["metrics"][sys.argv[2]], 4))' "$1" "$2"
 }
 
 # pseudo_round R PREV: round R of pseudo-labelling from the model in PREV. Cluster PREV's VoxCeleb2-dev embeddings
@@ -177,7 +179,8 @@ pseudo_round() {
       --algorithm kmeans_ahc --num-clusters "$num_clusters" --num-kmeans "$num_kmeans" ${truth[@]+"${truth[@]}"}
     produced_paths+=("$labels/cluster_report.json")
   fi
-  [ -z "$truth_utt2spk" ] || metrics_extra=(--extra "NMI=$(cluster_nmi "$labels/cluster_report.json")")
+  [ -z "$truth_utt2spk" ] || metrics_extra=(--extra "AMI=$(cluster_metric "$labels/cluster_report.json" ami)"
+                                              --extra "NMI=$(cluster_metric "$labels/cluster_report.json" nmi)")
   train_eval "pseudo-labels round $r" "$dir" "$pseudo_config" --data.train "$labels" --init-from "$prev/encoder.pt"
   metrics_extra=()
 }

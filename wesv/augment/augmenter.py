@@ -1,11 +1,13 @@
-"""On-the-fly augmentation of a crop: one of noise / music / babble / reverb (Kaldi's recipe), optional speed."""
+"""On-the-fly augmentation of a crop: one of noise / music / babble / reverb (Kaldi's recipe), optional speed and
+a per-crop random channel (``wesv.augment.channel``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from wesv.augment.ops import add_noise, reverberate, speed_perturb
+from wesv.augment.channel import channel_augment
+from wesv.augment.ops import add_noise, change_speed, reverberate, speed_perturb
 from wesv.augment.sets import AudioCache, read_noise_set, read_rir_set
 from wesv.errors import WesvError
 
@@ -36,22 +38,48 @@ class AugmentConfig:
     rir_dir: str | None = None  # RIR set
     sample_rate: int = 16000
     cache_mb: int = 512  # per-process cache of decoded augmentation files
+    # Per-crop channel (wesv.augment.channel), applied after noise / reverb and independently of ``prob``: each view
+    # of an utterance gets its own EQ, tilt, band limits and codec, so views agree in speaker, not in channel.
+    channel_prob: float = 0.0  # chance that a crop gets a new random channel (0: off)
+    eq_bands: tuple[int, int] = (1, 3)  # number of peaking filters, drawn in [low, high]
+    eq_gain_db: float = 6.0  # each peak's gain uniform in ±this
+    eq_freq_hz: tuple[float, float] = (150.0, 6000.0)  # peak frequencies, log-uniform
+    tilt_db: float = 6.0  # high shelf at 1 kHz, gain uniform in ±this (0: no tilt)
+    band_prob: float = 0.5  # chance of band limits: a high-pass in lowcut_hz and a low-pass in highcut_hz
+    lowcut_hz: tuple[float, float] = (50.0, 400.0)
+    highcut_hz: tuple[float, float] = (3400.0, 7500.0)
+    floor_prob: float = 0.5  # chance of a coloured noise floor (hiss / hum) at an SNR in floor_snr (dB)
+    floor_snr: tuple[float, float] = (15.0, 40.0)
+    codec_prob: float = 0.2  # chance of a codec-like distortion: mu-law (mulaw_bits) or soft clipping (clip_level)
+    mulaw_bits: tuple[int, int] = (6, 8)
+    clip_level: tuple[float, float] = (0.3, 0.8)  # saturation point as a fraction of the crop's peak
 
     def validate(self) -> None:
         """Raise WesvError naming the bad field."""
-        for name in ("prob", "reverb_prob"):
+        for name in ("prob", "reverb_prob", "channel_prob", "band_prob", "floor_prob", "codec_prob"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise WesvError(f"augment.{name} = {v}: must be a probability in [0, 1]")
         for t in TYPES:
             if getattr(self, f"{t}_weight") < 0:
                 raise WesvError(f"augment.{t}_weight = {getattr(self, f'{t}_weight')}: weights must be >= 0")
-        for name in ("noise_snr", "music_snr", "babble_snr", "babble_sources"):
+        for name in ("noise_snr", "music_snr", "babble_snr", "babble_sources", "eq_bands", "eq_freq_hz", "lowcut_hz",
+                     "highcut_hz", "floor_snr", "mulaw_bits", "clip_level"):
             v = tuple(getattr(self, name))
             if len(v) != 2 or v[0] > v[1]:
                 raise WesvError(f"augment.{name} = {list(v)}: give [low, high] with low <= high")
         if self.babble_sources[0] < 1:
             raise WesvError(f"augment.babble_sources = {list(self.babble_sources)}: need at least 1 source")
+        nyquist = self.sample_rate / 2
+        for name in ("eq_freq_hz", "lowcut_hz", "highcut_hz"):
+            lo, hi = getattr(self, name)
+            if lo <= 0 or hi >= nyquist:
+                raise WesvError(f"augment.{name} = {[lo, hi]}: frequencies must lie in (0, {nyquist:g}) Hz")
+        if self.eq_bands[0] < 0 or self.eq_gain_db < 0 or self.tilt_db < 0:
+            raise WesvError("augment.eq_bands, eq_gain_db and tilt_db must be >= 0")
+        if self.mulaw_bits[0] < 2 or not 0 < self.clip_level[0] <= self.clip_level[1] <= 1:
+            raise WesvError(f"augment.mulaw_bits = {list(self.mulaw_bits)} must be >= 2 and augment.clip_level = "
+                            f"{list(self.clip_level)} in (0, 1]")
         if any(s <= 0 for s in self.speeds) or not self.speeds:
             raise WesvError(f"augment.speeds = {list(self.speeds)}: speeds must be > 0")
 
@@ -102,12 +130,34 @@ class Augmenter:
             snr = cfg.noise_snr if kind == "noise" else cfg.music_snr
         return add_noise(x, noise, float(rng.uniform(*snr)))
 
-    def __call__(self, wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Augment one crop (float array); returns a new float32 array of the same length."""
+    def draw_speed(self, rng: np.random.Generator) -> float | None:
+        """One speed factor from ``speeds`` (None when ``speed_perturb`` is off): a multi-view dataset draws it
+        once per utterance and applies it with ``apply_speed`` before cropping, so its views share one pitch."""
+        if not self.cfg.speed_perturb:
+            return None
+        return float(self.cfg.speeds[int(rng.integers(len(self.cfg.speeds)))])
+
+    def apply_speed(self, wave: np.ndarray, speed: float) -> np.ndarray:
+        """The whole wave played ``speed`` times faster (its length changes by 1 / speed)."""
+        return change_speed(np.asarray(wave, dtype=np.float32), speed)
+
+    def __call__(self, wave: np.ndarray, rng: np.random.Generator, speed: bool = True) -> np.ndarray:
+        """Augment one crop (float array); returns a new float32 array of the same length.
+
+        ``speed=False``: no speed perturbation here (the caller applied one per utterance with ``apply_speed``).
+        """
         cfg = self.cfg
         x = np.asarray(wave, dtype=np.float32)
-        if cfg.speed_perturb:
-            x = speed_perturb(x, float(cfg.speeds[int(rng.integers(len(cfg.speeds)))]), rng)
+        if cfg.speed_perturb and speed:
+            x = speed_perturb(x, self.draw_speed(rng), rng)
+        x = self._sources(x, rng)
+        if cfg.channel_prob > 0 and rng.random() < cfg.channel_prob:
+            x = channel_augment(x, cfg, rng)
+        return x
+
+    def _sources(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Noise, music, babble or reverb (one type, ``prob``), as Kaldi's recipe; a copy when none is drawn."""
+        cfg = self.cfg
         if not self.types or rng.random() >= cfg.prob:
             return x.copy()
         kind = self.types[int(rng.choice(len(self.types), p=self.weights))]

@@ -42,12 +42,18 @@ def reverberate(x: np.ndarray, rir: np.ndarray) -> np.ndarray:
     return (y * np.sqrt(e_x / e_y)).astype(x.dtype, copy=False)
 
 
-def speed_perturb(x: np.ndarray, speed: float, rng: np.random.Generator) -> np.ndarray:
-    """Play ``x`` ``speed`` times faster (pitch and tempo, as sox ``speed``), then crop/loop back to its length."""
+def change_speed(x: np.ndarray, speed: float) -> np.ndarray:
+    """Play ``x`` ``speed`` times faster (pitch and tempo, as sox ``speed``): ``len(x) / speed`` samples."""
     if speed == 1.0:
         return x
     # 0.9 -> up 10 / down 9 samples: resample_poly keeps it exact and fast for these ratios.
     up, down = 100, int(round(100 * speed))
     g = np.gcd(up, down)
-    y = resample_poly(x.astype(np.float64), up // g, down // g)
-    return fit_length(y, x.size, rng).astype(x.dtype, copy=False)
+    return resample_poly(x.astype(np.float64), up // g, down // g).astype(x.dtype, copy=False)
+
+
+def speed_perturb(x: np.ndarray, speed: float, rng: np.random.Generator) -> np.ndarray:
+    """``change_speed``, then crop/loop back to the length of ``x``."""
+    if speed == 1.0:
+        return x
+    return fit_length(change_speed(x, speed), x.size, rng)

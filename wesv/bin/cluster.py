@@ -47,8 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kmeans-assign-dtype", choices=ASSIGN_DTYPES, default="float32",
                    help="torch backend: matmul type of the assignment (bfloat16 is faster on a GPU; default: "
                         "%(default)s)")
+    p.add_argument("--subtract-mean", default=None, metavar="MEAN_OR_auto",
+                   help="subtract a mean before L2 normalisation, as scoring does: 'auto' (the mean of the embeddings "
+                        "being clustered), a mean.vec, or an scp (its mean) (default: none, normalise only)")
     p.add_argument("--truth-utt2spk", default=None,
-                   help="true utt2spk, read only to measure NMI/purity into cluster_report.json (default: none)")
+                   help="true utt2spk, read only to measure NMI/AMI/ARI/purity into cluster_report.json "
+                        "(default: none)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the k-means initialisation and subsampling (default: %(default)s)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
@@ -68,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
                         keep_fraction=args.keep_fraction, kmeans_iters=args.kmeans_iters, seed=args.seed,
                         device=args.device, kmeans_backend=args.kmeans_backend, kmeans_index=args.kmeans_index,
                         kmeans_max_points_per_centroid=args.kmeans_max_points_per_centroid,
-                        kmeans_assign_dtype=args.kmeans_assign_dtype)
+                        kmeans_assign_dtype=args.kmeans_assign_dtype, subtract_mean=args.subtract_mean)
     run_clustering(args.emb, args.data, args.out, cfg, truth_utt2spk=args.truth_utt2spk)
     return 0
 

@@ -1,10 +1,10 @@
-"""Plot NMI / purity / inverse purity / number of clusters over pseudo-labelling rounds."""
+"""Plot NMI / AMI / ARI / purity / inverse purity / number of clusters over pseudo-labelling rounds."""
 from __future__ import annotations
 
 import argparse
 
 from wesv.cli import entry_point
-from wesv.cluster.plot import plot_rounds
+from wesv.cluster.plot import QUALITY, plot_rounds
 from wesv.log import get_logger
 
 
@@ -23,8 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logger = get_logger("wesv.cluster")
     for row in plot_rounds(args.reports, args.out):
-        logger.info("%s: NMI %.4f purity %.4f inverse purity %.4f clusters %d", row["round"], row["nmi"],
-                    row["purity"], row["inverse_purity"], row["num_clusters"])
+        scores = " ".join(f"{label} {row[key]:.4f}" for key, label in QUALITY if row[key] is not None)
+        chance = " ".join(f"{label} {row['chance_' + key]:.4f}" for key, label in QUALITY
+                          if row.get("chance_" + key) is not None)
+        logger.info("%s: %s clusters %d%s", row["round"], scores, row["num_clusters"],
+                    f" (chance partition: {chance})" if chance else "")
     logger.info("wrote %s", args.out)
     return 0
 

@@ -10,14 +10,14 @@ from dataclasses import asdict
 import numpy as np
 
 from wesv.cluster.filtering import drop_small, keep_closest
-from wesv.cluster.metrics import cluster_metrics
+from wesv.cluster.metrics import chance_metrics, cluster_metrics
 from wesv.cluster.stages import ALGORITHMS, ClusterConfig, check_config, cluster_embeddings  # noqa: F401 (re-exported)
 from wesv.data.datadir import read_scp, read_utt2spk, utt2spk_to_spk2utt, write_scp
 from wesv.data.validate import validate_data_dir
 from wesv.errors import WesvError
 from wesv.lock import exclusive_lock
 from wesv.log import get_logger
-from wesv.scoring.io import read_embeddings
+from wesv.scoring.io import read_embeddings, read_mean
 
 logger = get_logger("wesv.cluster")
 
@@ -36,8 +36,23 @@ def normalise(x: np.ndarray, scp: str, keys: list[str]) -> np.ndarray:
     return np.ascontiguousarray(x / norms[:, None])
 
 
-def load_aligned_embeddings(scp: str, utts: list[str], wav_scp: str) -> np.ndarray:
-    """Unit-norm embeddings in the order of ``utts`` (the data dir's ``wav.scp``); every key must match."""
+def subtract_mean(x: np.ndarray, mean: str | None, scp: str) -> np.ndarray:
+    """``x`` less a mean embedding, the geometry cosine scoring uses: ``None`` keeps ``x``; ``"auto"`` subtracts
+    the mean of ``x`` itself (the embeddings being clustered); else a ``mean.vec`` (or an scp, its mean)."""
+    if mean is None:
+        return x
+    vec = x.mean(axis=0, dtype=np.float64) if mean == "auto" else read_mean(mean).astype(np.float64)
+    if vec.shape != (x.shape[1],):
+        raise WesvError(f"--subtract-mean {mean}: a mean of dimension {vec.size}, but the embeddings of {scp} have "
+                        f"dimension {x.shape[1]} — give the mean.vec of the same model")
+    return (x.astype(np.float64) - vec).astype(np.float32)
+
+
+def load_aligned_embeddings(scp: str, utts: list[str], wav_scp: str, mean: str | None = None) -> np.ndarray:
+    """Unit-norm embeddings in the order of ``utts`` (the data dir's ``wav.scp``); every key must match.
+
+    ``mean`` (``subtract_mean``) is subtracted before the normalisation, as cosine scoring does.
+    """
     keys, mat = read_embeddings(scp)
     row = {k: i for i, k in enumerate(keys)}
     missing = [u for u in utts if u not in row]
@@ -50,7 +65,7 @@ def load_aligned_embeddings(scp: str, utts: list[str], wav_scp: str) -> np.ndarr
         raise WesvError(f"{scp}: {len(extra)} embedding key(s) are not utterances of {wav_scp} (first: "
                         f"{extra[0]!r}) — the embeddings come from another data dir")
     order = np.fromiter((row[u] for u in utts), dtype=np.int64, count=len(utts))
-    return normalise(mat[order], scp, [keys[i] for i in order])
+    return normalise(subtract_mean(mat[order], mean, scp), scp, [keys[i] for i in order])
 
 
 def relabel_by_size(labels: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -150,7 +165,9 @@ def _run_clustering(emb: str, data: str, out: str, cfg: ClusterConfig, truth_utt
     utts = list(wav)
     truth = read_truth(truth_utt2spk, utts) if truth_utt2spk else None
     t0 = time.perf_counter()
-    x = load_aligned_embeddings(emb, utts, wav_path)
+    x = load_aligned_embeddings(emb, utts, wav_path, cfg.subtract_mean)
+    if cfg.subtract_mean:
+        logger.info("subtracted the mean (%s) before L2 normalisation", cfg.subtract_mean)
     timings = {"load": time.perf_counter() - t0}
     logger.info("clustering %d embeddings of dimension %d with %s", len(x), x.shape[1], cfg.algorithm)
 
@@ -188,10 +205,13 @@ def _run_clustering(emb: str, data: str, out: str, cfg: ClusterConfig, truth_utt
         report["truth_utt2spk"] = truth_utt2spk
         report["metrics_all"] = cluster_metrics(labels, truth)
         report["metrics"] = {**cluster_metrics(final[mask], truth[mask]), "fraction_kept": float(mask.mean())}
-        m = report["metrics"]
-        logger.info("vs truth (kept utterances): NMI %.4f purity %.4f inverse purity %.4f, %d clusters for %d "
-                    "speakers, %.1f%% kept", m["nmi"], m["purity"], m["inverse_purity"], m["num_clusters"],
-                    m["num_speakers"], 100 * m["fraction_kept"])
+        report["metrics_chance"] = chance_metrics(final[mask], truth[mask])
+        m, c = report["metrics"], report["metrics_chance"]
+        logger.info("vs truth (kept utterances): NMI %.4f AMI %.4f ARI %.4f purity %.4f inverse purity %.4f, %d "
+                    "clusters for %d speakers, %.1f%% kept; chance partition of the same sizes: NMI %.4f AMI %.4f "
+                    "ARI %.4f purity %.4f", m["nmi"], m["ami"], m["ari"], m["purity"], m["inverse_purity"],
+                    m["num_clusters"], m["num_speakers"], 100 * m["fraction_kept"], c["nmi"], c["ami"], c["ari"],
+                    c["purity"])
     write_json(os.path.join(out, "cluster_report.json"), report)
     logger.info("wrote %s: %d utterances in %d clusters (%.1f s)", out, report["num_utts_kept"],
                 report["num_clusters"], timings["total"])

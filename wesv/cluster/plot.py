@@ -30,18 +30,35 @@ def load_reports(paths: list[str]) -> list[tuple[str, dict]]:
     return out
 
 
+QUALITY = (("nmi", "NMI"), ("ami", "AMI"), ("ari", "ARI"), ("purity", "purity"), ("inverse_purity", "inverse purity"))
+
+
 def plot_rounds(paths: list[str], out_png: str) -> list[dict]:
-    """Plot NMI, purity, inverse purity and number of clusters per round into ``out_png``; returns the rows."""
+    """Plot NMI, AMI, ARI, purity, inverse purity and number of clusters per round into ``out_png``; returns the rows.
+
+    The chance partition's AMI and purity (``metrics_chance``: same cluster sizes, shuffled) are drawn dashed, so a
+    purity that many small clusters give by themselves is visible as such. Reports written before AMI/ARI were
+    measured have ``None`` there (and no line).
+    """
     reports = load_reports(paths)
     if not reports:
         raise WesvError("--reports: no report files given")
     names = [name for name, _ in reports]
-    rows = [{"round": name, **{k: r["metrics"][k] for k in ("nmi", "purity", "inverse_purity", "num_clusters")}}
-            for name, r in reports]
+    rows = []
+    for name, r in reports:
+        chance = r.get("metrics_chance", {})
+        rows.append({"round": name, **{k: r["metrics"].get(k) for k, _ in QUALITY},
+                     "num_clusters": r["metrics"]["num_clusters"],
+                     **{f"chance_{k}": chance.get(k) for k in ("nmi", "ami", "ari", "purity")}})
     xs = range(len(rows))
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    for key, label in (("nmi", "NMI"), ("purity", "purity"), ("inverse_purity", "inverse purity")):
-        ax1.plot(xs, [r[key] for r in rows], marker="o", label=label)
+    for key, label in QUALITY:
+        if any(r[key] is not None for r in rows):
+            ax1.plot(xs, [float("nan") if r[key] is None else r[key] for r in rows], marker="o", label=label)
+    for key, label in (("chance_ami", "AMI, chance partition"), ("chance_purity", "purity, chance partition")):
+        if any(r[key] is not None for r in rows):
+            ax1.plot(xs, [float("nan") if r[key] is None else r[key] for r in rows], linestyle="--", marker=".",
+                     color="grey" if key == "chance_ami" else "silver", label=label)
     ax1.set_ylabel("score")
     ax1.set_title("pseudo-label quality")
     ax1.legend()

@@ -35,6 +35,7 @@ class ClusterConfig:
     kmeans_index: str = "auto"  # flat or hnsw assignment while faiss trains on the CPU (auto: by k)
     kmeans_max_points_per_centroid: int | None = None  # train on a subsample of this many per centroid (None: all)
     kmeans_assign_dtype: str = "float32"  # torch backend: matmul type of the assignment (float32, bfloat16)
+    subtract_mean: str | None = None  # before L2 normalising: "auto" (the clustered set's mean), a mean.vec or scp
 
 
 def check_config(cfg: ClusterConfig) -> None:

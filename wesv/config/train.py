@@ -51,6 +51,7 @@ class OptimConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 1e-4  # never applied to 1-D params (biases, norms)
     grad_clip: Optional[float] = None  # max gradient norm; null = no clipping
+    clip_mode: Literal["global", "per_tensor"] = "global"  # one norm over all gradients, or each tensor's (WeSpeaker)
     warmup_epochs: float = 0.0  # linear warm-up from warmup_start_lr to lr
     warmup_start_lr: float = 0.0
     schedule: Literal["cosine", "exponential", "constant"] = "exponential"

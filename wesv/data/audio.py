@@ -303,20 +303,65 @@ def check_min_samples(n: int, min_samples: int, who: str) -> None:
                         "(one fbank frame; extraction refuses it too) — remove it from the data dir")
 
 
+SPREAD_JITTER = 0.05  # crops that cannot sit side by side move inwards by up to this fraction of the shortest
+
+
+def crop_spans(num_samples: int, sizes: Sequence[int], rng: np.random.Generator,
+               jitter: float = SPREAD_JITTER) -> list[tuple[int, int] | None]:
+    """``(start, end)`` of each crop in a ``num_samples`` wave; ``None`` for a crop longer than the wave.
+
+    Crops that fit side by side get a random order and random gaps (no overlap). Otherwise the ones no longer
+    than the wave are spread as far apart as it allows: in a random order, starts evenly spaced from 0 to the end
+    (two crops: one at the start, one ending at the end, so their overlap is the minimum ``2·size − n``), each
+    moved inwards by a random ``jitter`` (a fraction of the shortest crop) so positions still vary.
+    """
+    sizes = [int(x) for x in sizes]
+    n, total = int(num_samples), sum(sizes)
+    spans: list[tuple[int, int] | None] = [None] * len(sizes)
+    if sizes and total <= n:
+        # Random order of the segments, and the spare samples shared out as sorted random gaps between them.
+        order = rng.permutation(len(sizes))
+        gaps = np.sort(rng.integers(0, n - total + 1, size=len(sizes)))
+        pos = 0
+        for gap, i in zip(gaps, order):
+            start = int(gap) + pos
+            spans[i] = (start, start + sizes[i])
+            pos += sizes[i]
+        return spans
+    fit = [i for i, size in enumerate(sizes) if size <= n]
+    if not fit:
+        return spans
+    order = [fit[j] for j in rng.permutation(len(fit))]
+    wobble = int(jitter * min(sizes[i] for i in fit))
+    for rank, i in enumerate(order):
+        room = n - sizes[i]
+        start = room // 2 if len(order) == 1 else int(round(rank * room / (len(order) - 1)))
+        if wobble:
+            start += int(rng.integers(-wobble, wobble + 1))
+        start = min(max(start, 0), room)
+        spans[i] = (start, start + sizes[i])
+    return spans
+
+
 def crops(wave: np.ndarray, num_samples_list: Sequence[int], rng: np.random.Generator, short: str = "repeat", *,
-          utt: str | None = None, min_samples: int = 1) -> list[np.ndarray]:
-    """Several random crops, non-overlapping when the wave holds them all, else at independent positions."""
+          utt: str | None = None, jitter: float = SPREAD_JITTER, spans_out: list | None = None,
+          min_samples: int = 1) -> list[np.ndarray]:
+    """Several random crops, non-overlapping when the wave holds them all, else spread as far apart as it allows
+    (``crop_spans``); a crop longer than the wave is repeated / padded / refused by ``crop``.
+
+    ``spans_out``, when given, receives each crop's ``(start, end)`` (``(0, len(wave))`` for a repeated or padded
+    crop, which holds the whole wave).
+    """
     sizes = [int(s) for s in num_samples_list]
-    total, n = sum(sizes), wave.shape[0]
-    if n < total or not sizes:
-        return [crop(wave, s, rng, short, utt=utt, min_samples=min_samples) for s in sizes]
-    # Random order of the segments, and the spare samples shared out as sorted random gaps between them.
-    order = rng.permutation(len(sizes))
-    gaps = np.sort(rng.integers(0, n - total + 1, size=len(sizes)))
-    out: list[np.ndarray | None] = [None] * len(sizes)
-    pos = 0
-    for gap, i in zip(gaps, order):
-        start = int(gap) + pos
-        out[i] = wave[start:start + sizes[i]].copy()
-        pos += sizes[i]
-    return out  # type: ignore[return-value]
+    spans = crop_spans(wave.shape[0], sizes, rng, jitter)
+    out = [crop(wave, size, rng, short, utt=utt, min_samples=min_samples) if span is None else wave[span[0]:span[1]].copy()
+           for size, span in zip(sizes, spans)]
+    if spans_out is not None:
+        spans_out.extend((0, wave.shape[0]) if span is None else span for span in spans)
+    return out
+
+
+def overlap_fraction(a: tuple[int, int], b: tuple[int, int]) -> float:
+    """Shared samples of two spans as a fraction of the shorter one (1: one holds the other)."""
+    shared = max(0, min(a[1], b[1]) - max(a[0], b[0]))
+    return shared / max(1, min(a[1] - a[0], b[1] - b[0]))

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from wesv.data.audio import crop, crops, load_audio
+from wesv.data.audio import crop, crops, load_audio, overlap_fraction
 from wesv.data.datadir import read_scp, read_utt2spk
 from wesv.errors import WesvError
 
@@ -67,11 +67,16 @@ def read_cluster_map(cluster_dir: str, train_dir: str) -> dict[str, str]:
 
 
 class ViewsDataset(Dataset):
-    """Sample ``i``: ``{"views": [K global, then L local float32 arrays], "index": i, "utt": id, "view_utts"}``.
+    """Sample ``i``: ``{"views": [K global, then L local float32 arrays], "index": i, "utt": id, "view_utts",
+    "global_overlap"}``.
 
-    Crops of one utterance do not overlap where its length allows; each is augmented independently. With a cluster
-    map, a selected view is cut from another utterance of the same cluster with probability ``p_same_cluster``.
-    All randomness comes from ``np.random.default_rng([seed, epoch, index])``.
+    Crops of one utterance do not overlap where its length allows, and are spread as far apart as it allows where
+    not (``wesv.data.audio.crop_spans``); ``global_overlap`` is the mean shared fraction of the pairs of global
+    views cut from the utterance itself (None with fewer than two), logged by the methods as ``view_overlap``.
+    Each view is augmented independently, except the speed perturbation of an ``Augmenter``, which is drawn
+    once per sample and applied to the whole utterance before cropping (views of one utterance keep one pitch).
+    With a cluster map, a selected view is cut from another utterance of the same cluster with probability
+    ``p_same_cluster``. All randomness comes from ``np.random.default_rng([seed, epoch, index])``.
     """
 
     def __init__(self, wav_scp: dict[str, str], cfg: ViewsConfig, augmenter: Callable | None = None,
@@ -132,8 +137,9 @@ class ViewsDataset(Dataset):
     def __len__(self) -> int:
         return len(self.utts)
 
-    def _load(self, index: int) -> np.ndarray:
-        return load_audio(self.specs[index], self.sample_rate, resample=self.resample, utt=self.utts[index])
+    def _load(self, index: int, speed: float | None = None) -> np.ndarray:
+        wave = load_audio(self.specs[index], self.sample_rate, resample=self.resample, utt=self.utts[index])
+        return wave if speed is None else self.augmenter.apply_speed(wave, speed)
 
     def _cluster_view_mask(self) -> np.ndarray:
         k, n = self.cfg.num_global, self.cfg.num_global + self.cfg.num_local
@@ -159,23 +165,33 @@ class ViewsDataset(Dataset):
             draws = rng.random(len(lengths)) < self.cfg.p_same_cluster
             for v in np.flatnonzero(draws & self._cluster_view_mask()):
                 sources[v] = self._other_in_cluster(int(index), rng)
+        # One speed per sample, before cropping (an Augmenter's speed_perturb; None: off or a plain callable).
+        speed = self.augmenter.draw_speed(rng) if hasattr(self.augmenter, "draw_speed") else None
         own = [v for v, s in enumerate(sources) if s == index]
         views: list[np.ndarray | None] = [None] * len(lengths)
+        spans: dict[int, tuple[int, int]] = {}
         if own:
-            wave = self._load(index)
+            wave = self._load(index, speed)
             for group in self._overlap_groups(own, [lengths[v] for v in own], len(wave)):
+                where: list[tuple[int, int]] = []
                 pieces = crops(wave, [lengths[v] for v in group], rng, short=self.short, utt=self.utts[index],
-                               min_samples=self.min_samples)
-                for v, piece in zip(group, pieces):
-                    views[v] = piece
+                               spans_out=where, min_samples=self.min_samples)
+                for v, piece, span in zip(group, pieces, where):
+                    views[v], spans[v] = piece, span
         for v, s in enumerate(sources):
             if s != index:
-                views[v] = crop(self._load(s), lengths[v], rng, short=self.short, utt=self.utts[s],
+                views[v] = crop(self._load(s, speed), lengths[v], rng, short=self.short, utt=self.utts[s],
                                 min_samples=self.min_samples)
         if self.augmenter is not None:
-            views = [self.augmenter(v, rng) for v in views]
+            if speed is not None:
+                views = [self.augmenter(v, rng, speed=False) for v in views]
+            else:
+                views = [self.augmenter(v, rng) for v in views]
+        own_globals = [v for v in own if v < self.cfg.num_global]
+        pairs = [overlap_fraction(spans[a], spans[b]) for i, a in enumerate(own_globals) for b in own_globals[i + 1:]]
         return {"views": [np.ascontiguousarray(v, dtype=np.float32) for v in views], "index": int(index),
-                "utt": self.utts[index], "view_utts": [self.utts[s] for s in sources]}
+                "utt": self.utts[index], "view_utts": [self.utts[s] for s in sources],
+                "global_overlap": float(np.mean(pairs)) if pairs else None}
 
     def collate(self, samples: list[dict]) -> dict:
         """Stack views into ``(B, T_v)`` tensors; a length range draws one length per batch and group."""
@@ -196,11 +212,22 @@ class ViewsDataset(Dataset):
                 start = int(rng.integers(0, len(x) - n + 1)) if len(x) > n else 0
                 rows.append(torch.from_numpy(x[start:start + n]))
             views.append(torch.stack(rows))
-        return {"views": views, "index": torch.tensor([s["index"] for s in samples], dtype=torch.long),
-                "utt": [s["utt"] for s in samples], "view_utts": [[s["view_utts"][v] for s in samples]
-                                                                  for v in range(len(lengths))]}
+        overlaps = [s["global_overlap"] for s in samples if s.get("global_overlap") is not None]
+        out = {"views": views, "index": torch.tensor([s["index"] for s in samples], dtype=torch.long),
+               "utt": [s["utt"] for s in samples], "view_utts": [[s["view_utts"][v] for s in samples]
+                                                                 for v in range(len(lengths))]}
+        if overlaps:
+            out["global_overlap"] = torch.tensor(float(np.mean(overlaps)))
+        return out
 
     collate_fn = collate
+
+
+def view_logs(batch: dict) -> dict[str, torch.Tensor]:
+    """``{"view_overlap": mean shared fraction of the batch's global-view pairs}`` for a method's logs (the
+    trainer averages it over the epoch into metrics.jsonl); empty when the batch has no such pairs."""
+    overlap = batch.get("global_overlap")
+    return {} if overlap is None else {"view_overlap": overlap}
 
 
 def as_views_config(cfg: GlobalViewsConfig) -> ViewsConfig:

@@ -1,14 +1,14 @@
 """DINO for speakers: a student matches an EMA teacher's centred, sharpened prototype distribution across crops."""
 import math
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from wesv import distributed as dist
-from wesv.data.views import ViewsConfig, ViewsDataset, build_views_dataset
+from wesv.data.views import ViewsConfig, ViewsDataset, build_views_dataset, view_logs
 from wesv.errors import WesvError
 from wesv.log import get_logger
 from wesv.nn.ema import ema_update_, frozen_copy
@@ -23,7 +23,7 @@ log = get_logger("wesv.methods.dino")
 class DinoConfig(ViewsConfig):
     """DINO settings (VoxCeleb defaults from METHODS.md); view fields come from ``ViewsConfig``."""
 
-    out_dim: int = 65536  # K prototypes
+    out_dim: int | Literal["auto"] = 65536  # K prototypes; "auto": scaled to the training set (``auto_prototypes``)
     hidden_dim: int = 2048
     bottleneck_dim: int = 256
     head_layers: int = 3
@@ -37,6 +37,31 @@ class DinoConfig(ViewsConfig):
     freeze_last_layer_epochs: int = 1
     collapse_grace_epochs: int = 2  # collapse is checked at the end of epochs >= this
     collapse_tolerance: float = 0.02  # fraction of log K (and of samples) that counts as "at the limit"
+
+
+UTTS_PER_PROTOTYPE = 16  # VoxCeleb2 dev: 1,092,009 utterances / 65,536 prototypes ≈ 16.7 (ImageNet: ≈ 19.5)
+MIN_PROTOTYPES, MAX_PROTOTYPES = 256, 65536
+
+
+def auto_prototypes(num_samples: int) -> int:
+    """K for ``method.out_dim: auto``: ``clamp(2^round(log2(N / 16)), 256, 65536)`` for N training utterances.
+
+    N / 16 keeps the published ratio (K = 65,536 for VoxCeleb2's 1.09 M utterances, which the rule gives back
+    exactly), so on a small set most prototypes can still be the teacher's choice for some utterances instead of
+    sitting unused (4,096 prototypes for 1,200 utterances). A power of two, at least 256 so that even a tiny set is
+    over-partitioned (more prototypes than speakers in any corpus that small), at most DINO's 65,536.
+    """
+    k = 2 ** int(round(math.log2(max(1.0, num_samples / UTTS_PER_PROTOTYPE))))
+    return int(min(MAX_PROTOTYPES, max(MIN_PROTOTYPES, k)))
+
+
+def resolve_prototypes(out_dim: int | str, num_samples: int) -> int:
+    """The number of prototypes K: ``out_dim`` itself when an int, else ``auto_prototypes(num_samples)``."""
+    if out_dim == "auto":
+        return auto_prototypes(num_samples)
+    if isinstance(out_dim, bool) or not isinstance(out_dim, int) or out_dim < 2:
+        raise WesvError(f"method.out_dim must be an int >= 2 or 'auto' (got {out_dim!r})")
+    return out_dim
 
 
 class DinoCollapseError(WesvError):
@@ -113,10 +138,15 @@ class Dino(Method):
         super().__init__(cfg, encoder, data_info)
         if cfg.num_global + cfg.num_local < 2:
             raise WesvError("DINO needs at least two views: set method.num_global + method.num_local >= 2")
-        self.head = DinoHead(encoder.embed_dim, cfg.out_dim, cfg.hidden_dim, cfg.bottleneck_dim, cfg.head_layers)
+        self.num_prototypes = resolve_prototypes(cfg.out_dim, data_info.num_samples)
+        log.info("DINO: K = %d prototypes for %d training utterances (method.out_dim: %s%s)", self.num_prototypes,
+                 data_info.num_samples, cfg.out_dim, ", rule clamp(2^round(log2(N/16)), 256, 65536)"
+                 if cfg.out_dim == "auto" else "")
+        self.head = DinoHead(encoder.embed_dim, self.num_prototypes, cfg.hidden_dim, cfg.bottleneck_dim,
+                             cfg.head_layers)
         self.teacher_encoder = frozen_copy(encoder)
         self.teacher_head = frozen_copy(self.head)
-        self.register_buffer("center", torch.zeros(1, cfg.out_dim))
+        self.register_buffer("center", torch.zeros(1, self.num_prototypes))
         self.teacher_temp_now = cfg.teacher_temp_start
         self.freeze_last_layer = cfg.freeze_last_layer_epochs > 0
         # Zero (not drop) the gradient so DDP sees every parameter used; weight decay only rescales the
@@ -150,7 +180,7 @@ class Dino(Method):
         for key, value in stats.items():
             self._sums[key] = self._sums.get(key, 0.0) + value
         self._steps += 1
-        return loss, {**stats, "teacher_temp": self.teacher_temp_now}
+        return loss, {**stats, "teacher_temp": self.teacher_temp_now, **view_logs(batch)}
 
     @torch.no_grad()
     def _update_center(self, teacher_logits: torch.Tensor) -> None:
@@ -176,7 +206,7 @@ class Dino(Method):
             return {}
         stats = {key: float(value) / self._steps for key, value in self._sums.items()}
         if epoch >= self.cfg.collapse_grace_epochs:
-            check_collapse(stats, self.cfg.out_dim, self.cfg.collapse_tolerance)
+            check_collapse(stats, self.num_prototypes, self.cfg.collapse_tolerance)
         return stats
 
     def after_optimizer_step(self, step: int, total_steps: int) -> None:

@@ -63,6 +63,31 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg, steps_per_epoch: int,
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total, warmup, cfg))
 
 
+CLIP_MODES = ("global", "per_tensor")
+
+
+@torch.no_grad()
+def clip_gradients(parameters, max_norm: float, mode: str = "global") -> torch.Tensor:
+    """Clip gradients in place to ``max_norm``; returns the global L2 norm of all gradients before clipping.
+
+    ``global``: scale all gradients together so their joint norm is at most ``max_norm`` (``clip_grad_norm_``).
+    ``per_tensor``: scale each gradient tensor on its own to a norm of at most ``max_norm``, as WeSpeaker's DINO and
+    MoCo recipes do (their ``clip_gradients``), so one large gradient does not shrink all the others.
+    """
+    if mode not in CLIP_MODES:
+        raise WesvError(f"optim.clip_mode = {mode!r}: choose one of {', '.join(CLIP_MODES)}")
+    params = [p for p in parameters if p.grad is not None]
+    if mode == "global":
+        return nn.utils.clip_grad_norm_(params, max_norm)
+    if not params:
+        return torch.zeros(())
+    norms = torch.stack([torch.linalg.vector_norm(p.grad.float()) for p in params])
+    scales = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    for p, scale in zip(params, scales):
+        p.grad.mul_(scale.to(p.grad.dtype))
+    return torch.linalg.vector_norm(norms)
+
+
 def trainable_signature(module: nn.Module) -> tuple[bool, ...]:
     """Which parameters currently require grad (DDP must be rebuilt when this changes)."""
     return tuple(p.requires_grad for p in module.parameters())

@@ -30,7 +30,7 @@ from wesv.trainer.checkpoint import (atomic_torch_save, link_or_copy_atomic, loa
                                      rng_state, set_rng_state)
 from wesv.trainer.method import Method, find_method
 from wesv.trainer.metrics import MetricsLog, plot_loss
-from wesv.trainer.optim import build_optimizer, build_scheduler, trainable_signature
+from wesv.trainer.optim import build_optimizer, build_scheduler, clip_gradients, trainable_signature
 from wesv.trainer.preflight import prepare_training_data
 from wesv.trainer.resume_check import check_resume_config
 from wesv.trainer.rundir import RunDir
@@ -413,7 +413,7 @@ class Trainer:
         """Clip (after unscaling), step the optimiser through the GradScaler; adds ``grad_norm`` to the logs."""
         if self.cfg.optim.grad_clip:
             self.scaler.unscale_(self.optimizer)
-            gnorm = nn.utils.clip_grad_norm_(self.method.parameters(), self.cfg.optim.grad_clip)
+            gnorm = clip_gradients(self.method.parameters(), self.cfg.optim.grad_clip, self.cfg.optim.clip_mode)
             logs = {**logs, "grad_norm": gnorm.detach()}
         self.scaler.step(self.optimizer)
         self.scaler.update()
