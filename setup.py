@@ -26,6 +26,8 @@ setup(
     ],
     extras_require={
         "dev": ["pytest>=7", "kaldi-native-fbank>=1.18"],
+        # python -m wesv.bin.export --format onnx (onnxscript: torch's dynamo ONNX exporter) and ONNX models in verify
+        "export": ["onnx>=1.16", "onnxscript>=0.2", "onnxruntime>=1.17"],
     },
     entry_points={
         "console_scripts": [
@@ -37,6 +39,9 @@ setup(
             "wesv-make-corpus=wesv.bin.make_corpus:main",
             "wesv-cluster=wesv.bin.cluster:main",
             "wesv-tools-dir=wesv.bin.tools_dir:main",
+            "wesv-verify=wesv.bin.verify:main",
+            "wesv-export=wesv.bin.export:main",
+            "wesv-average-model=wesv.bin.average_model:main",
         ],
     },
 )
