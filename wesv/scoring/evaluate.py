@@ -131,3 +131,22 @@ def write_json(path: str, result: dict) -> None:
         json.dump(result, f, indent=2)
         f.write("\n")
     os.replace(tmp, path)
+
+
+def save_thresholds(model_dir: str, trials_path: str, scores_path: str, mean_path: str | None = None,
+                    eval_set: str | None = None) -> str:
+    """Write ``model_dir/thresholds.json`` from cosine scores of a trial list; returns its path."""
+    from wesv.scoring.io import read_mean
+    from wesv.scoring.thresholds import thresholds_record, write_thresholds
+
+    if not os.path.isdir(model_dir):
+        raise WesvError(f"--save-thresholds {model_dir}: not a directory; give the model's experiment dir")
+    mean = read_mean(mean_path) if mean_path else None
+    scores, labels, _ = matched_scores(trials_path, scores_path)
+    name = eval_set or os.path.basename(os.path.dirname(os.path.abspath(trials_path)))
+    rec = thresholds_record(scores, labels, eval_set=name, trials=trials_path, scores_path=scores_path, mean=mean,
+                            mean_source=mean_path)
+    path = write_thresholds(model_dir, rec)
+    log.info("thresholds of %s (EER %.4f, minDCF@%g %.4f) written to %s", name, rec["eer"]["threshold"],
+             rec["mindcf"]["p_target"], rec["mindcf"]["threshold"], path)
+    return path
