@@ -100,6 +100,24 @@ class TrainerConfig:
 
 
 @dataclass
+class ValidationConfig:
+    """``validation:``: a data dir with ``trials``, scored every ``every`` epochs on at most ``max_utts`` utterances."""
+
+    data: str = ""  # Kaldi data dir with wav.scp and trials (e.g. data/test)
+    every: int = 1  # epochs between validations (the last epoch is always validated)
+    max_utts: int = 300  # random subset of the trials' utterances (0 = all); trials keep both sides in it
+    seed: int = 0  # draws the subset
+
+    def __post_init__(self) -> None:
+        if not self.data:
+            raise ValueError("data must name a data dir with wav.scp and trials")
+        if self.every < 1:
+            raise ValueError(f"every must be >= 1, got {self.every}")
+        if self.max_utts < 0:
+            raise ValueError(f"max_utts must be >= 0, got {self.max_utts}")
+
+
+@dataclass
 class EncoderSection:
     """``encoder:`` in YAML is ``name`` plus the fields of that encoder's own config dataclass."""
 
@@ -119,6 +137,7 @@ class TrainConfig:
     method: Any = None  # the registered method's config dataclass
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    validation: Optional[ValidationConfig] = None  # null = no validation during training
 
 
 def _section(entry_config: type | None, raw: Any, path: str | None, lines: dict, prefix: str) -> Any:

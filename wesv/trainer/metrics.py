@@ -33,7 +33,7 @@ class MetricsLog:
 
 
 def plot_loss(records: list[dict], png: str) -> None:
-    """Per-step loss (thin) and per-epoch mean loss (dots) against the step, saved as a PNG."""
+    """Per-step loss (thin), per-epoch mean loss (dots) and validation EER (when logged) against the step, as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -51,8 +51,17 @@ def plot_loss(records: list[dict], png: str) -> None:
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.grid(alpha=0.3)
-    if steps or epochs:
-        ax.legend()
+    val = [(r["step"], r["val_eer"]) for r in records if r.get("kind") == "epoch" and "val_eer" in r]
+    handles, labels = ax.get_legend_handles_labels()
+    if val:  # validation EER on its own axis: it never steers training, it only shows where the loss leads
+        v = np.array(val, dtype=float)
+        ax2 = ax.twinx()
+        ax2.plot(v[:, 0], v[:, 1], "s--", color="tab:red", label="validation EER (%)")
+        ax2.set_ylabel("validation EER (%)")
+        h2, l2 = ax2.get_legend_handles_labels()
+        handles, labels = handles + h2, labels + l2
+    if handles:
+        ax.legend(handles, labels)
     fig.tight_layout()
     tmp = png + ".tmp.png"
     fig.savefig(tmp, dpi=100)

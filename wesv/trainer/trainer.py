@@ -36,6 +36,7 @@ from wesv.trainer.resume_check import check_resume_config
 from wesv.trainer.rundir import RunDir
 from wesv.trainer.sampler import EpochIndexed, EpochSampler, worker_init_fn
 from wesv.trainer.stop import StopRequest
+from wesv.trainer.validation import Validator
 
 log = get_logger("wesv.trainer")
 
@@ -173,6 +174,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp and self.amp_dtype == torch.float16)
 
         self.epoch, self.batch_in_epoch, self.global_step = 0, 0, 0
+        self.validator = Validator(cfg.validation if env.is_main else None, cfg.trainer.epochs, self.device)
         if ckpt is not None:
             self._restore(ckpt)
 
@@ -442,6 +444,7 @@ class Trainer:
         self._save(epoch_file=every > 0 and (self.epoch % every == 0 or self.epoch == cfg.trainer.epochs),
                    finished=self.epoch >= cfg.trainer.epochs)
         if env.is_main:
+            record.update(self.validator(self.method.export_encoder(), self.epoch))
             self.metrics.write(record)
             export_encoder(self.method, os.path.join(self.exp_dir, "encoder.pt"))
             plot_loss(self.metrics.read(), os.path.join(self.exp_dir, "loss.png"))
