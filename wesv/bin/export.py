@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     out = args.out or os.path.splitext(model)[0] + SUFFIX[args.format]
     export_encoder_file(encoder, out, args.format)
     log.info("%s export of %s written to %s (input: float waveform (batch, samples) at %d Hz in [-1, 1]; output: "
-             "(batch, %d) embeddings)", args.format, model, out, encoder.frontend.cfg.sample_rate, encoder.embed_dim)
+             "(batch, %d) embeddings)", args.format, model, out, encoder.sample_rate, encoder.embed_dim)
 
 
 if __name__ == "__main__":

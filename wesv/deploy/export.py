@@ -71,7 +71,7 @@ class _Embed(nn.Module):
         self.encoder = encoder
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        return self.encoder.embed(feats)
+        return self.encoder.embed(feats, None)
 
 
 class ExportEncoder(nn.Module):
@@ -79,10 +79,13 @@ class ExportEncoder(nn.Module):
 
     def __init__(self, encoder: nn.Module, embed: nn.Module | None = None):
         super().__init__()
+        if not isinstance(encoder.frontend, Fbank):
+            raise WesvError(f"export: the {type(encoder.frontend).__name__} front-end of this encoder cannot be "
+                            "exported yet (only fbank front-ends); extract with python -m wesv.bin.extract")
         self.frontend = ExportFbank(encoder.frontend)
         self.net = embed if embed is not None else _Embed(encoder)
         self.min_samples = int(encoder.min_samples)
-        self.sample_rate = int(encoder.frontend.cfg.sample_rate)
+        self.sample_rate = int(encoder.sample_rate)
         self.embed_dim = int(encoder.embed_dim)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
@@ -91,7 +94,7 @@ class ExportEncoder(nn.Module):
 
 
 def _example(encoder: nn.Module, seconds: float = 1.5, batch: int = 2) -> torch.Tensor:
-    rate = encoder.frontend.cfg.sample_rate
+    rate = encoder.sample_rate
     return 0.1 * torch.randn(batch, int(seconds * rate), generator=torch.Generator().manual_seed(0))
 
 
@@ -99,7 +102,7 @@ def to_torchscript(encoder: nn.Module) -> torch.jit.ScriptModule:
     """A scripted waveform → embedding module (eval mode, CPU) whose batch size and length are free."""
     encoder = encoder.eval().cpu()
     with torch.no_grad():
-        feats = ExportFbank(encoder.frontend)(_example(encoder))
+        feats = ExportEncoder(encoder).frontend(_example(encoder))
         traced = torch.jit.trace(_Embed(encoder), feats, check_trace=False)
     return torch.jit.script(ExportEncoder(encoder, traced))
 

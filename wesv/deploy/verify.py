@@ -56,7 +56,7 @@ def load_embedder(path: str) -> Embedder:
         from wesv.models import load_encoder
 
         module = load_encoder(path)
-        rate, min_samples = int(module.frontend.cfg.sample_rate), int(module.min_samples)
+        rate, min_samples = int(module.sample_rate), int(module.min_samples)
 
     def embed(wave: np.ndarray) -> np.ndarray:
         with torch.no_grad():
