@@ -69,10 +69,10 @@ metrics_extra=()
 evaluate() {
   extract "$2" train_mean
   extract "$2" test
+  # also thresholds.json beside the model, for python -m wesv.bin.verify (score_eval sees this local list)
+  local metrics_extra=(${metrics_extra[@]+"${metrics_extra[@]}"} --save-thresholds "$2"
+    --mean-emb "$2/emb/train_mean/xvector.scp" --eval-set test)
   score_eval "$1" "$2" --mean-emb "$2/emb/train_mean/xvector.scp"
-  # thresholds.json beside the model: python -m wesv.bin.verify --model-dir DIR a.wav b.wav decides with it
-  step python -m wesv.bin.compute_metrics --trials data/test/trials --scores "$2/scores/test.score" \
-    --save-thresholds "$2" --mean-emb "$2/emb/train_mean/xvector.scp" --eval-set test
 }
 
 if begin 1 "generate the corpus and link its data dirs" corpus data/train_mean; then
