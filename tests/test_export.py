@@ -12,9 +12,9 @@ PRESETS = ["ecapa_tdnn_small", "resnet_small"]
 SHAPES = [(1, 4000), (2, 16000 * 4)]
 
 
-def _model_dir(tmp_path, name: str) -> str:
+def _model_dir(tmp_path, name: str, **overrides) -> str:
     torch.manual_seed(0)
-    enc = build_encoder(name, {"fbank": {"dither": 0.0}})
+    enc = build_encoder(name, {"fbank": {"dither": 0.0}, **overrides})
     with torch.no_grad():  # non-trivial BatchNorm statistics, as in a trained model
         for m in enc.modules():
             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
@@ -45,11 +45,16 @@ def test_torchscript_matches_pytorch_at_any_length(tmp_path, capsys, name):
             assert (out - ref).abs().max().item() < 1e-4
 
 
-@pytest.mark.parametrize("name", PRESETS)
-def test_onnx_matches_pytorch_at_any_length(tmp_path, capsys, name):
+#: The ONNX exporter's time grows with the number of graph nodes (~30 s for the ECAPA preset's 21 Res2 convs on the
+#: shared 2-core box): the ECAPA here has the preset's layers with Res2 scale 2 (3 Res2 convs).
+ONNX_CASES = [("ecapa_tdnn_small", {"res2_scale": 2}), ("resnet_small", {})]
+
+
+@pytest.mark.parametrize("name,overrides", ONNX_CASES)
+def test_onnx_matches_pytorch_at_any_length(tmp_path, capsys, name, overrides):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    d = _model_dir(tmp_path, name)
+    d = _model_dir(tmp_path, name, **overrides)
     out_path = tmp_path / "m.onnx"
     assert run_entry("export", ["--model-dir", d, "--format", "onnx", "--out", out_path], capsys).code == 0
     session = ort.InferenceSession(str(out_path), providers=["CPUExecutionProvider"])
