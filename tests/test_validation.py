@@ -84,3 +84,17 @@ def test_bad_validation_sections_fail_before_training(tmp_path, corpus):
     conf.write_text(tiny_config(train, validation=f"data: {test}\n  every: 0"))
     with pytest.raises(WesvError, match="every"):
         load_config(str(conf))
+
+
+def test_validation_may_change_on_resume(corpus):
+    from wesv.config.train import config_from_dict, config_to_dict
+    from wesv.trainer.resume_check import check_resume_config
+
+    train, test = corpus
+    old = config_to_dict(config_from_dict({"type": "classifier", "encoder": {"name": "resnet_small"}}))
+    assert "validation" not in old  # off: the mapping is the one of a wesv without validation
+    raw = dict(old, validation={"data": test, "every": 1, "max_utts": 50, "seed": 0})
+    new = config_to_dict(config_from_dict(raw))
+    assert new["validation"] == raw["validation"] and config_from_dict(new) == config_from_dict(raw)
+    check_resume_config(old, new, "latest.pt", "exp")  # turned on, then off again: no error
+    check_resume_config(new, old, "latest.pt", "exp")

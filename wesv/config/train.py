@@ -187,6 +187,8 @@ def config_to_dict(cfg: TrainConfig) -> dict:
     out["encoder"] = enc
     out["method"] = to_dict(cfg.method) or {}
     order = ["type", "seed", "data", "augment", "encoder", "method", "optim", "trainer"]
+    if cfg.validation is not None:  # absent when off: configs and checkpoints read as before validation existed
+        order.append("validation")
     return {k: out[k] for k in order}
 
 

@@ -16,6 +16,8 @@ SAFE_KEYS = frozenset({
     "trainer.device", "trainer.progress", "trainer.log_every", "trainer.save_every_epochs",
     "trainer.save_every_steps", "trainer.keep_checkpoints", "trainer.cudnn_benchmark",
     "trainer.find_unused_parameters", "trainer.preflight", "trainer.resume_changes", "trainer.num_threads",
+    # validation only measures (never steers training): it may be turned on, off or changed on resume
+    "validation", "validation.data", "validation.every", "validation.max_utts", "validation.seed",
 })
 
 #: ``trainer.epochs`` may grow: training continues, the lr schedule stretched to the new total from the next step.
