@@ -14,7 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exp-dir", required=True, help="experiment dir holding checkpoints/epoch_N.pt")
     p.add_argument("--num-avg", type=int, required=True, help="number of epoch checkpoints to average")
     p.add_argument("--by", default="last", choices=["last", "best-val"],
-                   help="last: the newest N; best-val: the N of lowest val_eer in metrics.jsonl")
+                   help="last: the newest N; best-val: the N of lowest val_eer in metrics.jsonl (default: %(default)s)")
     p.add_argument("--out", help="encoder file to write (default EXP_DIR/encoder_avg.pt); extract reads it with "
                                  "--model")
     return p

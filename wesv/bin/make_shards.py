@@ -14,7 +14,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="Kaldi data dir (wav.scp; utt2spk gives the labels when present)")
     p.add_argument("--out", required=True, help="output dir: shard_NNNNNN.tar, shards.list, shards.json")
     p.add_argument("--utts-per-shard", type=int, default=1000, help="utterances per shard (default 1000)")
-    p.add_argument("--format", default="flac", choices=["flac", "wav"], help="audio encoding inside the tar")
+    p.add_argument("--format", default="flac", choices=["flac", "wav"],
+                   help="audio encoding inside the tar (default: %(default)s)")
     p.add_argument("--sample-rate", type=int, default=16000, help="audio at another rate fails (default 16000)")
     p.add_argument("--job", type=int, default=1, help="this job, from 1 (writes its share of the shards)")
     p.add_argument("--num-jobs", type=int, default=1, help="number of jobs")
