@@ -17,8 +17,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="flac", choices=["flac", "wav"],
                    help="audio encoding inside the tar (default: %(default)s)")
     p.add_argument("--sample-rate", type=int, default=16000, help="audio at another rate fails (default 16000)")
-    p.add_argument("--job", type=int, default=1, help="this job, from 1 (writes its share of the shards)")
-    p.add_argument("--num-jobs", type=int, default=1, help="number of jobs")
+    p.add_argument("--job", type=int, default=1, help="this job, from 1 (writes its share of the shards; default: %(default)s)")
+    p.add_argument("--num-jobs", type=int, default=1, help="number of jobs (default: %(default)s)")
     return p
 
 
