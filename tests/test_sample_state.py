@@ -20,7 +20,7 @@ def test_update_writes_rows_by_index_and_a_later_duplicate_wins():
     s.update("label", torch.tensor([0, 5]), 7)  # a scalar fills every named row
     assert s["loss"][[1, 4]].tolist() == [2.0, 3.0] and torch.isnan(s["loss"][[0, 2, 3, 5]]).all()
     assert s["label"].tolist() == [7, -1, -1, -1, -1, 7]
-    assert last_occurrence(torch.tensor([2, 0, 2, 2]), 3).tolist() == [False, True, False, True]
+    assert last_occurrence(torch.tensor([2, 0, 2, 2])).tolist() == [False, True, False, True]
     with pytest.raises(ValueError, match="2 values for 3 indices"):
         s.update("loss", torch.tensor([0, 1, 2]), torch.tensor([1.0, 2.0]))
 

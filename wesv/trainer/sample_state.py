@@ -26,12 +26,17 @@ class Column:
     per_epoch: bool = False  # e.g. the epoch's per-sample loss; False for state kept across epochs (labels, gates)
 
 
-def last_occurrence(index: torch.Tensor, num_rows: int) -> torch.Tensor:
-    """Mask of the entries of ``index`` that are the last to name their row (later writes win, deterministically)."""
-    order = torch.arange(len(index), device=index.device)
-    last = torch.full((num_rows,), -1, dtype=torch.long, device=index.device)
-    last.scatter_reduce_(0, index, order, reduce="amax")
-    return last[index] == order
+def last_occurrence(index: torch.Tensor) -> torch.Tensor:
+    """Mask of the entries of ``index`` that are the last to name their row (later writes win, deterministically).
+
+    A stable sort of the indices only (no table-sized scratch, no host sync): cheap enough for every step.
+    """
+    ordered, order = torch.sort(index, stable=True)
+    last = torch.ones_like(ordered, dtype=torch.bool)
+    last[:-1] = ordered[1:] != ordered[:-1]
+    mask = torch.zeros_like(last)
+    mask[order[last]] = True
+    return mask
 
 
 class SampleState:
@@ -72,7 +77,7 @@ class SampleState:
         values = values.expand(index.shape) if values.dim() == 0 else values.reshape(-1)
         if values.shape != index.shape:
             raise ValueError(f"sample state {name!r}: {values.numel()} values for {index.numel()} indices")
-        keep = last_occurrence(index, self.num_samples)
+        keep = last_occurrence(index)
         col[index[keep]] = values[keep]
         self.touched[name][index] = True
 
@@ -90,7 +95,7 @@ class SampleState:
             index = touched.nonzero().reshape(-1)
             if dist.world_size() > 1:
                 index, values = dist.all_gather_rows(index, col[index])
-                keep = last_occurrence(index, self.num_samples)
+                keep = last_occurrence(index)
                 col[index[keep]] = values[keep]
             touched.zero_()
 
