@@ -182,9 +182,9 @@ class Moco(Method):
         self.queue_ptr.copy_((self.queue_ptr + n) % size)
 
     def synced_buffers(self) -> dict[str, str]:
-        """BN statistics of query and key networks averaged; the queue and its pointer (all-gathered keys) guarded."""
+        """BN statistics of query and key networks averaged; queue, pointer and indices (all-gathered) guarded."""
         return {**super().synced_buffers(), "head": "mean", "key_encoder": "mean", "key_head": "mean",
-                "queue": "broadcast", "queue_ptr": "broadcast"}
+                "queue": "broadcast", "queue_ptr": "broadcast", "queue_index": "broadcast"}
 
     def after_optimizer_step(self, step: int, total_steps: int) -> None:
         """Momentum update of the key encoder and projector."""
