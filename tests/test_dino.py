@@ -122,6 +122,32 @@ def test_teacher_receives_no_gradient():
     assert not any(p is q for p in m.param_groups()[0]["params"] for q in m.teacher_encoder.parameters())
 
 
+def test_normalized_linear_matches_f_normalize_and_torch_weight_norm():
+    from wesv.nn.heads import NormalizedLinear, normalized_linear
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(5, 6, dtype=torch.float64, generator=g, requires_grad=True)
+    w = torch.randn(7, 6, dtype=torch.float64, generator=g, requires_grad=True)
+    assert torch.autograd.gradcheck(normalized_linear, (x, w))
+    with torch.no_grad():
+        w[3] = 0.0  # a zero row: what F.normalize's eps clamp gives (0 output), also in the gradients
+    r = torch.randn(5, 7, dtype=torch.float64, generator=g)
+    grads = [torch.autograd.grad((f(x, w) * r).sum(), (x, w)) for f in
+             (normalized_linear, lambda a, b: F.linear(a, F.normalize(b, dim=1)))]
+    assert all(torch.allclose(a, b, atol=1e-12) for a, b in zip(*grads))
+    # The reference DINO last layer: torch's weight norm with g fixed to 1, same values and gradients.
+    layer = NormalizedLinear(6, 7)
+    ref = torch.nn.utils.parametrizations.weight_norm(nn.Linear(6, 7, bias=False))
+    ref.parametrizations.weight.original0.data.fill_(1.0)
+    ref.parametrizations.weight.original1.data.copy_(layer.weight.data)
+    xf = x.detach().float()
+    ya, yb = layer(xf), ref(xf)
+    (ya * r.float()).sum().backward()
+    (yb * r.float()).sum().backward()
+    assert torch.allclose(ya, yb, atol=1e-6)
+    assert torch.allclose(layer.weight.grad, ref.parametrizations.weight.original1.grad, atol=1e-6)
+
+
 @pytest.mark.parametrize("weight_decay", [0.0, 0.05])
 def test_last_layer_frozen_in_epoch_0_moves_in_epoch_1(weight_decay):
     m = make_dino(freeze_last_layer_epochs=1)

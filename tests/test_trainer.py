@@ -1,5 +1,6 @@
 """The one trainer: artefacts, optimiser groups, schedules, atomic checkpoints, exact resume, SIGTERM, NaN stops."""
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -19,7 +20,7 @@ from wesv.trainer.checkpoint import atomic_torch_save, load_checkpoint, prune_ch
 from wesv.trainer.optim import lr_factor, split_groups
 from wesv.trainer.sampler import EpochSampler
 
-from trainer_helpers import make_tiny_corpus, tiny_config
+from trainer_helpers import SampleProbe, make_tiny_corpus, tiny_config
 
 torch.set_num_threads(1)
 
@@ -193,6 +194,49 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, corpus, monkeypatch, 
     assert all(torch.equal(a[k], b[k]) for k in a)
     # The epoch records too: an epoch resumed in its middle reports all its steps, not those after the resume.
     assert epoch_records(resumed) == epoch_records(straight)
+    ta, tb = (load_checkpoint(os.path.join(e, "checkpoints", "latest.pt"))["sample_state"] for e in (straight, resumed))
+    assert torch.equal(ta["columns"]["loss"], tb["columns"]["loss"])  # the classifier's per-sample losses
+
+
+def test_per_sample_state_survives_a_mid_epoch_stop(tmp_path, corpus, monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="wesv")
+    path = tmp_path / "conf.yaml"
+    path.write_text(tiny_config(corpus).replace("type: classifier", "type: sample_probe"))
+    cfg = load_config(str(path), ["--trainer.num_threads", "2"])
+    straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
+    assert Trainer(cfg, straight).fit() == 0
+    calls = {"n": 0}
+    real = SampleProbe.forward
+
+    def hook(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 9:  # the 3rd step of epoch 2
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(self, batch)
+    monkeypatch.setattr(SampleProbe, "forward", hook)
+    assert Trainer(cfg, resumed).fit() == 128 + signal.SIGTERM
+    partial = load_checkpoint(os.path.join(resumed, "checkpoints", "latest.pt"))["sample_state"]["columns"]
+    # Epoch 2's first 3 batches (12 of 24 rows) are in the checkpoint; the other rows still hold epoch 1's count.
+    assert int(torch.isfinite(partial["loss"]).sum()) == 12 == int((partial["seen"] == 2).sum())
+    monkeypatch.undo()
+    assert Trainer(cfg, resumed, resume=True).fit() == 0
+    a, b = (load_checkpoint(os.path.join(e, "checkpoints", "latest.pt"))["sample_state"]["columns"]
+            for e in (straight, resumed))
+    assert set(a) == {"loss", "crop_sum", "seen", "hit"} and all(torch.equal(a[k], b[k]) for k in a)
+    assert (b["seen"] == 2).all() and b["hit"].all() and torch.isfinite(b["loss"]).all()
+    epochs = [r for r in read_metrics(resumed) if r["kind"] == "epoch"]
+    assert [r["rows_seen"] for r in epochs] == [24.0, 24.0]  # on_epoch_end saw the full table
+    text = caplog.text
+    encoder = sum(p.numel() for p in load_encoder_of(straight).parameters())
+    assert f"parameters: encoder (exported): {encoder}, trained total: " in text
+    assert "torch threads: 2 (trainer.num_threads 2)" in text
+    assert torch.get_num_threads() == 1  # fit() gives the process its thread count back
+
+
+def load_encoder_of(exp: str) -> nn.Module:
+    from wesv.models import load_encoder
+
+    return load_encoder(os.path.join(exp, "encoder.pt"))
 
 
 def epoch_records(exp) -> list[dict]:

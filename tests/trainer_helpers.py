@@ -45,10 +45,48 @@ def tiny_config(train_dir: str = "data/train", **sections: str) -> str:
         "method": "scale: 10.0\n  margin: 0.1",
         "optim": "name: sgd\n  lr: 0.1\n  momentum: 0.9\n  weight_decay: 0.0001\n  warmup_epochs: 0.5\n"
                  "  schedule: cosine\n  final_lr: 0.001",
-        "trainer": "epochs: 2\n  device: cpu\n  log_every: 1\n  progress: false",
+        "trainer": "epochs: 2\n  device: cpu\n  log_every: 1\n  progress: false\n  num_threads: 1",
     }
     body.update(sections)
     text = "type: classifier\nseed: 3\n"
     for name, content in body.items():
         text += f"{name}:\n  {content}\n"
     return text
+
+
+# ---- a method that exercises the per-sample state (registered on import) ------------------------------------
+import torch  # noqa: E402
+
+from wesv import distributed as dist  # noqa: E402
+from wesv.methods.classifier import Classifier, ClassifierConfig  # noqa: E402
+from wesv.trainer.method import register_method  # noqa: E402
+from wesv.trainer.sample_state import Column  # noqa: E402
+
+
+@register_method("sample_probe", config=ClassifierConfig)
+class SampleProbe(Classifier):
+    """The classifier plus columns whose values depend only on the data: 1 and 2 processes must agree exactly.
+
+    ``crop_sum`` (per epoch) is the sum of the sample's crop, drawn from ``(seed, epoch, index)``; ``seen`` counts
+    the epochs a sample was trained on (read-modify-write: a lost partial table would show). ``on_epoch_end``
+    checks that every rank holds the same table and buffers.
+    """
+
+    def sample_columns(self) -> list[Column]:
+        return super().sample_columns() + [Column("crop_sum", torch.float64, float("nan"), per_epoch=True),
+                                           Column("seen", torch.int64, 0), Column("hit", torch.bool, False)]
+
+    def forward(self, batch: dict):
+        index = batch["index"]
+        self.sample_state.update("crop_sum", index, batch["wave"].double().sum(1))
+        self.sample_state.update("seen", index, self.sample_state["seen"][index] + 1)
+        self.sample_state.update("hit", index, True)
+        return super().forward(batch)
+
+    def on_epoch_end(self, epoch: int) -> dict[str, float]:
+        state = self.sample_state
+        digest = [state[n].cpu().numpy().tobytes() for n in ("loss", "crop_sum", "seen", "hit")]
+        digest += [b.cpu().numpy().tobytes() for _, b in self.encoder.named_buffers()]
+        copies = dist.all_gather_objects(digest)
+        return {"ranks_agree": float(all(c == copies[0] for c in copies)),
+                "rows_seen": float(torch.isfinite(state["crop_sum"]).sum())}

@@ -85,11 +85,26 @@ def all_gather_cat(t: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
     if len(sizes) == 1:
         return t, sizes
     biggest = max(sizes)
+    if biggest == 0:  # nothing anywhere (some backends refuse empty collectives)
+        return t, sizes
     padded = t.new_zeros((biggest,) + tuple(t.shape[1:]))
     padded[: t.shape[0]] = t
     parts = [torch.zeros_like(padded) for _ in sizes]
     dist.all_gather(parts, padded.contiguous())
     return torch.cat([p[:n] for p, n in zip(parts, sizes)]), sizes
+
+
+def all_gather_rows(index: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every rank's ``(index, values)`` rows concatenated in rank order (per-sample state; identity in one process).
+
+    Ranks may hold different numbers of rows; ``values`` may be bool (sent as uint8, which every backend takes).
+    """
+    if world_size() == 1:
+        return index, values
+    sent = values.to(torch.uint8) if values.dtype == torch.bool else values
+    all_index, _ = all_gather_cat(index)
+    all_values, _ = all_gather_cat(sent)
+    return all_index, all_values.to(values.dtype)
 
 
 def all_gather(t: torch.Tensor) -> list[torch.Tensor]:
@@ -114,6 +129,14 @@ def broadcast_(t: torch.Tensor, src: int = 0) -> torch.Tensor:
     """Broadcast ``t`` from ``src`` in place (no-op in one process)."""
     if world_size() > 1:
         dist.broadcast(t, src)
+    return t
+
+
+def average_(t: torch.Tensor) -> torch.Tensor:
+    """Replace ``t`` by its mean over ranks in place (floating point; no-op in one process)."""
+    if world_size() > 1:
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        t.div_(world_size())
     return t
 
 

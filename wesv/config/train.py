@@ -91,8 +91,11 @@ class TrainerConfig:
     # Keys beyond the safe ones (wesv.trainer.resume_check.SAFE_KEYS) that may differ from the checkpoint's config
     # on --resume, e.g. [optim.lr, optim.grad_clip] after a non-finite loss.
     resume_changes: list[str] = field(default_factory=list)
+    num_threads: int = 0  # torch CPU threads per process; 0 = auto: the process's cores minus data.num_workers
 
     def __post_init__(self) -> None:
+        if self.num_threads < 0:
+            raise ValueError(f"num_threads must be >= 0 (0 = auto), got {self.num_threads}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
         if self.log_every < 1:

@@ -13,6 +13,7 @@ from torch.utils.data import Dataset
 from wesv.data.datasets import build_labelled_dataset
 from wesv.errors import WesvError
 from wesv.trainer.method import DataInfo, Method, register_method
+from wesv.trainer.sample_state import Column
 
 
 @dataclass
@@ -106,12 +107,18 @@ class Classifier(Method):
         """Embed the crops and score them against the class weights; logs accuracy (and the margin)."""
         emb = self.encoder(batch["wave"])
         with torch.autocast(emb.device.type, enabled=False):  # the margin softmax in float32, also under AMP
-            loss, logits = self.head(emb.float(), batch["label"])
+            losses, logits = self.head(emb.float(), batch["label"], reduction="none")
+        self.sample_state.update("loss", batch["index"], losses.detach())
+        loss = losses.mean()
         acc = (logits.detach().argmax(dim=-1) == batch["label"]).float().mean()
         logs = {"acc": acc}
         if hasattr(self.head, "margin"):
             logs["margin"] = float(self.head.margin)
         return loss, logs
+
+    def sample_columns(self) -> list[Column]:
+        """Each utterance's loss in the current epoch (NaN until seen): what a loss gate (DLG-LC) reads."""
+        return [Column("loss", torch.float32, float("nan"), per_epoch=True)]
 
     def param_groups(self) -> list[dict]:
         """Backbone (at ``backbone_lr_scale``) and head (embedding layer + classifier) — frozen ones included."""

@@ -209,6 +209,11 @@ class Dino(Method):
             check_collapse(stats, self.num_prototypes, self.cfg.collapse_tolerance)
         return stats
 
+    def synced_buffers(self) -> dict[str, str]:
+        """BN statistics of student and teacher averaged; the centre (all-reduced, so identical) guarded."""
+        return {**super().synced_buffers(), "head": "mean", "teacher_encoder": "mean", "teacher_head": "mean",
+                "center": "broadcast"}
+
     def after_optimizer_step(self, step: int, total_steps: int) -> None:
         """EMA of the student into the teacher with the cosine momentum schedule (base → final)."""
         m = cosine_schedule(self.cfg.ema_base, self.cfg.ema_final, step, total_steps)

@@ -181,6 +181,11 @@ class Moco(Method):
         self.queue_index[idx] = indices[first:].to(self.queue_index.device)
         self.queue_ptr.copy_((self.queue_ptr + n) % size)
 
+    def synced_buffers(self) -> dict[str, str]:
+        """BN statistics of query and key networks averaged; queue, pointer and indices (all-gathered) guarded."""
+        return {**super().synced_buffers(), "head": "mean", "key_encoder": "mean", "key_head": "mean",
+                "queue": "broadcast", "queue_ptr": "broadcast", "queue_index": "broadcast"}
+
     def after_optimizer_step(self, step: int, total_steps: int) -> None:
         """Momentum update of the key encoder and projector."""
         ema_update_(self.key_encoder, self.encoder, self.cfg.momentum)

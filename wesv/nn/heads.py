@@ -4,6 +4,40 @@ import torch.nn.functional as F
 from torch import nn
 
 
+class _NormalizedLinearFn(torch.autograd.Function):
+    """``y = x · V_jᵀ / max(||V_j||, eps)`` with a hand-written backward that never forms ``V / ||V||``.
+
+    Autograd through ``F.normalize(V)`` makes about seven passes over the (K, 256) weight per step (the normalised
+    copy, the division's and the norm's backward, the accumulation); here the forward divides the (B, K) output
+    instead, and the weight's gradient is one matmul plus one in-place pass:
+    ``dL/dV_j = Σ_b s_bj x_b − V_j · [||V_j|| > eps] Σ_b s_bj y_bj / ||V_j||`` with ``s = (dL/dy) / ||V||``.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+        norm = torch.linalg.vector_norm(weight, dim=1).clamp_min_(eps)
+        y = F.linear(x, weight).div_(norm)
+        ctx.save_for_backward(x, weight, norm, y)
+        ctx.eps = eps
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_y: torch.Tensor):
+        x, weight, norm, y = ctx.saved_tensors
+        scaled = grad_y / norm
+        grad_x = scaled @ weight if ctx.needs_input_grad[0] else None
+        grad_w = None
+        if ctx.needs_input_grad[1]:
+            coef = (scaled * y).sum(0).div_(norm).masked_fill_(norm <= ctx.eps, 0.0)  # clamped norms are constant
+            grad_w = (scaled.t() @ x).addcmul_(weight, coef.unsqueeze(1), value=-1.0)
+        return grad_x, grad_w, None
+
+
+def normalized_linear(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """``F.linear(x, F.normalize(weight, dim=1, eps=eps))`` (same values and gradients), faster on large ``K``."""
+    return _NormalizedLinearFn.apply(x, weight, eps)
+
+
 class NormalizedLinear(nn.Module):
     """A weight-normalised linear layer with its gain fixed to 1 and no bias: each row of the weight is unit-norm.
 
@@ -19,7 +53,7 @@ class NormalizedLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # float32 even under autocast: these cosines are divided by temperatures as small as 0.04.
         with torch.autocast(x.device.type, enabled=False):
-            return F.linear(x.float(), F.normalize(self.weight.float(), dim=1))
+            return normalized_linear(x.float(), self.weight.float())
 
 
 def mlp(in_dim: int, hidden_dim: int, out_dim: int, num_layers: int, act: type[nn.Module]) -> nn.Sequential:

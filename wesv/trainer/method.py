@@ -9,6 +9,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from wesv.registry import Registry
+from wesv.trainer.sample_state import Column, SampleState
 
 METHODS: Registry = Registry("method")
 
@@ -57,6 +58,10 @@ class Method(nn.Module):
         self.cfg = cfg
         self.encoder = encoder
         self.data_info = data_info
+        #: Per-sample table (seam 9), one row per training utterance; not a buffer. The trainer moves it to the
+        #: training device, syncs it across ranks and checkpoints it. ``sample_columns`` may read only ``cfg`` and
+        #: ``data_info`` (it runs here, before a subclass's ``__init__`` body).
+        self.sample_state = SampleState(data_info.num_samples, self.sample_columns())
 
     @classmethod
     def build_dataset(cls, cfg: Any, data_cfg: Any, augmenter: Callable | None, seed: int) -> Dataset:
@@ -76,11 +81,24 @@ class Method(nn.Module):
         """Parameter groups as ``{"name", "params", "lr_scale"}``; the trainer splits off 1-D params (no decay)."""
         return [{"name": "all", "params": [p for p in self.parameters() if p.requires_grad], "lr_scale": 1.0}]
 
+    def sample_columns(self) -> list[Column]:
+        """Columns of the per-sample table ``self.sample_state`` (none by default)."""
+        return []
+
+    def synced_buffers(self) -> dict[str, str]:
+        """Buffers kept identical across ranks: ``{buffer or module name: "mean" | "broadcast"}`` (see buffers.py).
+
+        DDP does not broadcast buffers; the trainer syncs these before ``on_epoch_end`` and before each checkpoint.
+        Default: the encoder's BatchNorm statistics, averaged.
+        """
+        return {"encoder": "mean"}
+
     def on_epoch_start(self, epoch: int, num_epochs: int) -> None:
         """Called before each epoch (0-based)."""
 
     def on_epoch_end(self, epoch: int) -> dict[str, float]:
-        """Called after each epoch; returned numbers go into the epoch's log line and metrics file."""
+        """Called after each epoch with ``sample_state`` gathered from every rank (identical everywhere) and the
+        synced buffers synced; returned numbers go into the epoch's log line and metrics file."""
         return {}
 
     def after_optimizer_step(self, step: int, total_steps: int) -> None:

@@ -26,12 +26,14 @@ from wesv.distributed import DistEnv, all_gather_objects, all_reduce_sum, barrie
 from wesv.errors import WesvError
 from wesv.log import FORMAT as LOG_FORMAT
 from wesv.log import get_logger
+from wesv.trainer.buffers import resolve_synced_buffers, sync_buffers_
 from wesv.trainer.checkpoint import (atomic_torch_save, link_or_copy_atomic, load_checkpoint, prune_checkpoints,
                                      rng_state, set_rng_state)
 from wesv.trainer.method import Method, find_method
 from wesv.trainer.metrics import MetricsLog, plot_loss
 from wesv.trainer.optim import build_optimizer, build_scheduler, clip_gradients, trainable_signature
 from wesv.trainer.preflight import prepare_training_data
+from wesv.trainer.resources import count_parameters, set_torch_threads
 from wesv.trainer.resume_check import check_resume_config
 from wesv.trainer.rundir import RunDir
 from wesv.trainer.sampler import EpochIndexed, EpochSampler, worker_init_fn
@@ -143,6 +145,8 @@ class Trainer:
         if cfg.trainer.init_from and ckpt is None:
             load_init_weights(encoder, cfg.trainer.init_from, cfg.encoder.name)
         self.method: Method = method_cls(cfg.method, encoder, data_info).to(self.device)
+        self.method.sample_state.to(self.device)
+        self._synced_buffers = resolve_synced_buffers(self.method, self.method.synced_buffers())
         self.model: nn.Module = self.method
         self._ddp_signature: tuple | None = None
         if env.rank:  # same initial weights everywhere, but each rank its own dither / dropout noise
@@ -181,6 +185,7 @@ class Trainer:
     def _restore(self, ckpt: dict) -> None:
         self.method.load_state_dict(ckpt["method"])
         self.method.load_extra_state(ckpt.get("extra", {}))
+        self.method.sample_state.load_state_dict(ckpt.get("sample_state", {}), self.latest)
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.scaler.load_state_dict(ckpt["scaler"])
@@ -207,14 +212,22 @@ class Trainer:
         self._ddp_signature = sig
         self.model = DistributedDataParallel(
             self.method, device_ids=[self.env.local_rank] if self.device.type == "cuda" else None,
-            find_unused_parameters=self.cfg.trainer.find_unused_parameters)
+            find_unused_parameters=self.cfg.trainer.find_unused_parameters,
+            broadcast_buffers=False)  # the method's synced_buffers() are synced explicitly (_sync_method_state)
+
+    def _sync_method_state(self) -> None:
+        """Gather the per-sample table from every rank and sync the named buffers (a collective)."""
+        self.method.sample_state.sync()
+        sync_buffers_(self._synced_buffers)
 
     # ---- checkpoints ----------------------------------------------------------------------------------------
     def _save(self, finished: bool = False, epoch_file: bool = False) -> None:
+        self._sync_method_state()
         rngs = all_gather_objects(rng_state())  # a collective: every rank takes part
         epoch_stats = all_gather_objects(self._stats.state() if self._stats and self.batch_in_epoch else None)
         if self.env.is_main:
             state = {"method": self.method.state_dict(), "extra": self.method.extra_state(),
+                     "sample_state": self.method.sample_state.state_dict(),
                      "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                      "scaler": self.scaler.state_dict(), "rng": rngs, "epoch": self.epoch,
                      "batch_in_epoch": self.batch_in_epoch, "global_step": self.global_step,
@@ -236,6 +249,7 @@ class Trainer:
         self.env = init_distributed(use_cuda)
         handler = None
         run_dir = RunDir(self.exp_dir, self.env)
+        threads_before = torch.get_num_threads()
         try:
             run_dir.open()
             os.makedirs(self.ckpt_dir, exist_ok=True)
@@ -244,6 +258,9 @@ class Trainer:
                 handler.setFormatter(logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%d %H:%M:%S"))
                 logging.getLogger("wesv").addHandler(handler)
             self.device = pick_device(self.cfg.trainer.device, self.env)
+            threads = set_torch_threads(self.cfg.trainer.num_threads, self.cfg.data.num_workers)
+            log.info("torch threads: %d (trainer.num_threads %d%s)", threads, self.cfg.trainer.num_threads,
+                     " = auto" if self.cfg.trainer.num_threads == 0 else "")
             return self._fit()
         finally:
             if handler is not None:
@@ -251,6 +268,7 @@ class Trainer:
                 handler.close()
             run_dir.close(self._started)
             cleanup_distributed()
+            torch.set_num_threads(threads_before)  # a library call leaves the process as it found it
 
     def _fit(self) -> int:
         cfg, env = self.cfg, self.env
@@ -275,9 +293,10 @@ class Trainer:
             save_config(cfg, os.path.join(self.exp_dir, "config.yaml"))
             self.metrics = MetricsLog(os.path.join(self.exp_dir, "metrics.jsonl"),
                                       self.global_step if ckpt is not None else None)
-        nparams = sum(p.numel() for p in self.method.parameters())
-        log.info("method %s, encoder %s (%.2f M params), %d utterances, %d steps/epoch × %d epochs, %d process(es) "
-                 "on %s%s", cfg.type, cfg.encoder.name, nparams / 1e6, len(self.dataset), self.steps_per_epoch,
+        log.info("parameters: encoder (exported): %d, trained total: %d",
+                 count_parameters(self.method.export_encoder()), count_parameters(self.method, trainable_only=True))
+        log.info("method %s, encoder %s, %d utterances, %d steps/epoch × %d epochs, %d process(es) "
+                 "on %s%s", cfg.type, cfg.encoder.name, len(self.dataset), self.steps_per_epoch,
                  cfg.trainer.epochs, env.world_size, self.device, f", amp {cfg.trainer.amp_dtype}" if self.amp else "")
         self._started = True
         with StopRequest() as stop:
@@ -321,6 +340,8 @@ class Trainer:
         """One epoch (or its rest, when resuming); False when a stop signal ended it early."""
         cfg = self.cfg
         epoch = self.epoch
+        if self.batch_in_epoch == 0:  # a fresh epoch; a run resumed inside one keeps its partial table
+            self.method.sample_state.start_epoch()
         self.method.on_epoch_start(epoch, cfg.trainer.epochs)
         self._wrap()
         self.model.train()
@@ -437,6 +458,7 @@ class Trainer:
         record = {"kind": "epoch", "epoch": epoch + 1, "step": self.global_step, "loss": float(totals[0]) / steps,
                   "lr": self.current_lr()}
         record.update({k: float(totals[3 + i]) / steps for i, k in enumerate(keys)})
+        self._sync_method_state()
         record.update({k: float(v) for k, v in self.method.on_epoch_end(epoch).items()})
         record.update({"time_s": round(seconds, 2), "samples_per_s": round(float(totals[2]) / max(seconds, 1e-9), 2)})
         self.epoch, self.batch_in_epoch = epoch + 1, 0
