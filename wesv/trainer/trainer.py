@@ -258,9 +258,7 @@ class Trainer:
                 handler.setFormatter(logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%d %H:%M:%S"))
                 logging.getLogger("wesv").addHandler(handler)
             self.device = pick_device(self.cfg.trainer.device, self.env)
-            threads = set_torch_threads(self.cfg.trainer.num_threads, self.cfg.data.num_workers)
-            log.info("torch threads: %d (trainer.num_threads %d%s)", threads, self.cfg.trainer.num_threads,
-                     " = auto" if self.cfg.trainer.num_threads == 0 else "")
+            self._threads = set_torch_threads(self.cfg.trainer.num_threads, self.cfg.data.num_workers)
             return self._fit()
         finally:
             if handler is not None:
@@ -286,6 +284,9 @@ class Trainer:
                 return 0
         elif self.resume:
             log.info("no checkpoint in %s: starting from scratch", self.ckpt_dir)
+        # Logged only now: a refused resume must leave train.log as it was.
+        log.info("torch threads: %d (trainer.num_threads %d%s)", self._threads, cfg.trainer.num_threads,
+                 " = auto" if cfg.trainer.num_threads == 0 else "")
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = cfg.trainer.cudnn_benchmark
         self.setup(self.env, self.device, ckpt)
