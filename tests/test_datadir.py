@@ -479,3 +479,25 @@ def test_read_stream_and_frames_for(tmp_path):
     write(os.path.join(d, "face.scp"), open(scp).read().replace("spk1-utt2", "spk1-utt1"))
     with pytest.raises(WesvError, match=r"face.scp:2: utterance 'spk1-utt1' appears twice"):
         read_stream(scp)
+
+
+def test_subset_split_and_fix_carry_streams(tmp_path):
+    from wesv.data.streams import read_stream, read_stream_info, write_stream_info
+
+    d = make_dir(tmp_path / "d", trials=False)
+    utts = list(WAV)
+    _write_stream(d, {u: np.full((2, 3), i, dtype=np.float32) for i, u in enumerate(utts[1:], 1)})  # utt 0: none
+    write_stream_info(d, "face", frame_rate=5.0)
+    parts = split_data_dir(d, 2)
+    for p in parts:
+        s = validate_data_dir(p)
+        assert set(read_stream(os.path.join(p, "face.scp"))) == set(DataDir.load(p).utts) - {utts[0]}
+        assert read_stream_info(p) == {"face": {"frame_rate": 5.0}} and s.streams["face"].dim == 3
+    sub = str(tmp_path / "sub")
+    subset_data_dir(d, sub, first=3)
+    assert list(read_stream(os.path.join(sub, "face.scp"))) == utts[1:3] and validate_data_dir(sub).streams
+    os.remove(os.path.join(d, "utt2spk"))  # fix: utterances without a speaker go, and their faces with them
+    write_scp(os.path.join(d, "utt2spk"), {u: U2S[u] for u in utts[:4]})
+    fix_data_dir(d)
+    assert list(read_stream(os.path.join(d, "face.scp"))) == utts[1:4]
+    validate_data_dir(d)

@@ -54,6 +54,12 @@ def write_stream_info(data_dir: str, name: str, **fields) -> None:
     os.replace(tmp, path)
 
 
+def stream_scps(data_dir: str) -> list[str]:
+    """The stream scps a data dir carries: ``face.scp`` and every ``NAME.scp`` that ``stream_info.json`` names."""
+    names = dict.fromkeys(["face", *read_stream_info(data_dir)])
+    return [f"{n}.scp" for n in names if os.path.isfile(os.path.join(data_dir, f"{n}.scp"))]
+
+
 def stream_frame_rate(scp: str) -> float | None:
     """Frame rate of the stream ``scp`` from the ``stream_info.json`` beside it (None when not recorded)."""
     entry = read_stream_info(os.path.dirname(scp) or ".").get(stream_name(scp), {})

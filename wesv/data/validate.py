@@ -10,7 +10,7 @@ import kaldiio
 import numpy as np
 
 from wesv.data.datadir import Table, c_sorted, format_problems, scan_table, trials_paths
-from wesv.data.streams import matrix_problem, stream_name
+from wesv.data.streams import matrix_problem, stream_name, stream_scps
 from wesv.errors import WesvError, where
 
 MAX_PER_KIND = 20  # mismatch messages listed per kind before summarising, so a broken 1M-line dir stays readable
@@ -79,9 +79,10 @@ def validate_data_dir(path: str, check_trials: bool = True, *, check_audio: bool
     """Check a data dir; raise one ``WesvError`` listing every problem as ``file:line: what — fix``.
 
     ``check_audio`` decodes every audio file with extraction's rule (``wesv.data.audio.acceptable_audio``).
-    ``streams`` names feature-stream scps (file names in the dir, or paths) to check; None checks ``face.scp`` when
-    it is there. A stream's keys must be utterances of wav.scp (missing ones are allowed and counted), each matrix
-    readable with kaldiio, 2-D, non-empty, finite and of one dimension across utterances.
+    ``streams`` names feature-stream scps (file names in the dir, or paths) to check; None checks those the dir
+    carries (``face.scp`` and the scps ``stream_info.json`` names). A stream's keys must be utterances of wav.scp
+    (missing ones are allowed and counted), each matrix readable with kaldiio, 2-D, non-empty, finite and of one
+    dimension across utterances.
     """
     from wesv.data.trials import scan_trials  # trials.py imports this module's writers
 
@@ -151,8 +152,7 @@ def validate_data_dir(path: str, check_trials: bool = True, *, check_audio: bool
 def _stream_paths(path: str, streams: Sequence[str] | None, problems: list[str]) -> list[str]:
     """The stream scps to check: those named (relative to the data dir unless a path), else ``face.scp`` if there."""
     if streams is None:
-        face = os.path.join(path, "face.scp")
-        return [face] if os.path.isfile(face) else []
+        return [os.path.join(path, name) for name in stream_scps(path)]
     out = []
     for name in streams:
         scp = name if os.path.dirname(name) else os.path.join(path, name)
