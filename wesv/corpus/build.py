@@ -245,8 +245,15 @@ def readme_text(meta: dict) -> str:
            f"--max-dur {c['max_dur']}" + ("" if c["channel"] else " --no-channel")
            + ("" if c["augment_sets"] else " --no-augment-sets") + ("" if c["faces"] else " --no-faces"))
     f = meta.get("faces")
-    face_line = "" if not f else (f"\n                    Cosine on the mean frame: {100 * f['mean_frame_cosine_eer']:.1f} % "
-                                  "EER on test/trials.")
+    pad = "\n" + " " * 20
+    face_block = "" if not f else (
+        "  face/SPLIT.ark    the visual stream (--no-faces: none): train/face.scp and test/face.scp name one float32"
+        f"{pad}(frames, {f['dim']}) matrix per utterance, {f['frame_rate']:g} frames per second of audio "
+        f"(stream_info.json);{pad}each frame = the speaker's face-identity latent + a per-utterance "
+        f"pose/light/expression{pad}offset (low-rank) + per-frame noise, independent of the voice; own seed "
+        f"stream, so the{pad}audio is the same with or without faces. Cosine on the mean frame: "
+        f"{100 * f['mean_frame_cosine_eer']:.1f} %{pad}EER on test/trials (python bench/corpus_faces.py --corpus "
+        "DIR).\n")
     return f"""wesv embedded procedural speech corpus, version {meta['version']}
 ===============================================================
 
@@ -277,12 +284,7 @@ Layout
   rirs/wav.scp      simulated RIRs (image-source method, pyroomacoustics), simulated_rirs/{{small,medium,large}}room,
                     same format as `python -m wesv.bin.prepare_rirs --rirs-dir /path/RIRS_NOISES --out data/rirs`;
                     rirs/rir_info.txt gives room sizes and RT60s
-  face/SPLIT.ark    the visual stream (unless --no-faces): train/face.scp and test/face.scp name one float32
-                    (frames, 64) matrix per utterance, 5 frames per second of audio (train/stream_info.json);
-                    each frame = the speaker's face-identity latent + a per-utterance pose/light/expression
-                    offset (low-rank) + per-frame noise, independent of the voice; own seed stream, so the
-                    audio is the same with or without faces.{face_line}
-  meta.json         every option, every speaker's traits, every utterance's session
+{face_block}  meta.json         every option, every speaker's traits, every utterance's session
   spectrograms.png  three utterances of each of two speakers
 
 Calibration (default sizes, seed 0; see bench/RESULTS.md "Embedded corpus calibration")

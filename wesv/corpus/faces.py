@@ -76,12 +76,15 @@ def write_faces(out: str, seed: int, rows: list[tuple[str, str, int, int, int]],
 
 def face_baseline_eer(test_dir: str) -> float:
     """EER of cosine scoring on each utterance's mean face frame over ``test_dir/trials``."""
-    from wesv.corpus.baseline import cosine_trial_scores
     from wesv.data.streams import read_stream
+    from wesv.data.trials import read_trials
     from wesv.scoring.metrics import compute_eer
 
     stream = read_stream(os.path.join(test_dir, "face.scp"))
-    keys = list(stream)
-    means = np.stack([stream[k].astype(np.float64).mean(axis=0) for k in keys])
-    return float(compute_eer(*cosine_trial_scores(os.path.join(test_dir, "trials"), keys, means))[0])
-
+    index = {k: i for i, k in enumerate(stream)}
+    means = np.stack([m.astype(np.float64).mean(axis=0) for m in stream.values()])
+    means /= np.linalg.norm(means, axis=1, keepdims=True)
+    trials = read_trials(os.path.join(test_dir, "trials"))
+    e = np.array([index[k] for k in trials.enroll.tolist()])
+    t = np.array([index[k] for k in trials.test.tolist()])
+    return float(compute_eer(np.sum(means[e] * means[t], axis=1), trials.label)[0])
