@@ -18,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --check-audio, accept wav files cut short (as extract --allow-truncated does)")
     parser.add_argument("--streams", default=None,
                         help="comma-separated feature-stream scps to check (names in DIR or paths; default: face.scp "
-                             "when present)")
+                             "and the scps stream_info.json names, when present)")
     return parser
 
 

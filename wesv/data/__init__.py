@@ -9,6 +9,6 @@ from wesv.data.validate import validate_data_dir
 
 __all__ = [
     "DataDir", "Stream", "Trials", "audio_info", "audio_num_samples", "crop", "crops", "fix_data_dir", "load_audio",
-    "read_scp", "read_spk2utt", "read_stream", "read_trials", "read_utt2spk", "shard", "split_data_dir", "split_indices",
-    "subset_data_dir", "utt2spk_to_spk2utt", "validate_data_dir", "write_scp", "write_trials",
+    "read_scp", "read_spk2utt", "read_stream", "read_trials", "read_utt2spk", "shard", "split_data_dir",
+    "split_indices", "subset_data_dir", "utt2spk_to_spk2utt", "validate_data_dir", "write_scp", "write_trials",
 ]

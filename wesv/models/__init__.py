@@ -17,5 +17,5 @@ from wesv.models.resnet import ResNet, ResNetConfig, ResNetSmallConfig
 from wesv.models.sequence import SequenceTdnn, SequenceTdnnConfig
 
 __all__ = ["ENCODERS", "Encoder", "FbankEncoder", "EcapaTdnn", "EcapaTdnnConfig", "EcapaTdnnSmallConfig", "ResNet",
-           "ResNetConfig", "ResNetSmallConfig", "SequenceTdnn", "SequenceTdnnConfig", "build_encoder", "save_encoder", "load_encoder",
-           "encoder_config_class"]
+           "ResNetConfig", "ResNetSmallConfig", "SequenceTdnn", "SequenceTdnnConfig", "build_encoder", "save_encoder",
+           "load_encoder", "encoder_config_class"]
