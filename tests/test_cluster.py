@@ -480,3 +480,72 @@ def test_cli_subtract_mean_is_recorded_and_a_wrong_dimension_is_one_line(tmp_pat
                     "--subtract-mean", str(tmp_path / "bad.vec"), "--device", "cpu"]) == 2
     err = [line for line in capsys.readouterr().err.strip().splitlines() if " INFO " not in line]
     assert len(err) == 1 and "dimension 7" in err[0] and "Traceback" not in err[0] and not (tmp_path / "r2").exists()
+
+
+# ------------------------------------------------------------------------------------------- several branches
+def _write_emb(path, keys, rows):
+    with kaldiio.WriteHelper(f"ark,scp:{path}.ark,{path}.scp") as writer:
+        for k, v in zip(keys, rows):
+            writer(k, np.asarray(v, dtype=np.float32))
+    return f"{path}.scp"
+
+
+def test_fused_branches_concatenate_weighted_normalised_blocks(tmp_path):
+    from wesv.cluster.pipeline import load_fused_embeddings
+
+    data, scp, utts, truth = make_round_dir(tmp_path, num_spk=8, per_spk=10)
+    face, _ = blobs(8, 10, 6, 0.6, seed=5)
+    keep_face = [i for i in range(len(utts)) if i % 7]  # every 7th utterance has no face
+    face_scp = _write_emb(str(tmp_path / "face"), [utts[i] for i in keep_face], face[keep_face] * 2.0)
+    x, missing = load_fused_embeddings([scp, face_scp], [1.0, 0.5], utts, os.path.join(data, "wav.scp"))
+    assert x.shape == (80, 24 + 6) and missing == {scp: 0, face_scp: 80 - len(keep_face)}
+    audio = np.stack([kaldiio.load_scp(scp)[u] for u in utts])
+    audio /= np.linalg.norm(audio, axis=1, keepdims=True)
+    full = np.concatenate([audio[1], 0.5 * face[1]]) / np.sqrt(1.25)
+    assert np.allclose(x[1], full, atol=1e-6)
+    assert np.allclose(x[0], np.concatenate([audio[0], np.zeros(6)]), atol=1e-6)  # no face: zeros, renormalised
+
+    out = str(tmp_path / "r1")
+    code = run_cli(["--emb", f"{scp},{face_scp}", "--emb-weights", "1,0.5", "--data", data, "--out", out,
+                    "--algorithm", "ahc", "--num-clusters", "8", "--truth-utt2spk", os.path.join(data, "utt2spk"),
+                    "--device", "cpu"])
+    assert code == 0
+    report = json.loads(open(os.path.join(out, "cluster_report.json")).read())
+    assert report["embeddings"] == [scp, face_scp] and report["emb_weights"] == [1.0, 0.5]
+    assert report["emb_missing"][face_scp] == 80 - len(keep_face) and report["metrics"]["nmi"] > 0.95
+    out2 = str(tmp_path / "r2")
+    assert run_cli(["--emb", scp, "--emb", face_scp, "--emb-weights", "1,0.5", "--data", data, "--out", out2,
+                    "--algorithm", "ahc", "--num-clusters", "8", "--device", "cpu"]) == 0
+    assert open(os.path.join(out, "utt2spk")).read() == open(os.path.join(out2, "utt2spk")).read()
+    centred, _ = load_fused_embeddings([scp, face_scp], [1.0, 0.5], utts, os.path.join(data, "wav.scp"), "auto")
+    raw = np.stack([kaldiio.load_scp(scp)[u] for u in utts]).astype(np.float64)
+    a = (raw - raw.mean(0))[1] / np.linalg.norm((raw - raw.mean(0))[1])
+    f = face[keep_face] * 2.0
+    fc = f - f.mean(0)
+    b = fc[keep_face.index(1)] / np.linalg.norm(fc[keep_face.index(1)])
+    assert np.allclose(centred[1], np.concatenate([a, 0.5 * b]) / np.sqrt(1.25), atol=1e-5)
+
+
+def test_fused_branches_errors(tmp_path, capsys):
+    from badinput import assert_clean_error, run_entry, tree_digest
+
+    data, scp, utts, _ = make_round_dir(tmp_path, num_spk=4, per_spk=5)
+    face, _ = blobs(4, 5, 6, 0.6)
+    part = _write_emb(str(tmp_path / "part"), utts[2:], face[2:])
+    other = _write_emb(str(tmp_path / "other"), utts[5:], face[5:])
+    stranger = _write_emb(str(tmp_path / "stranger"), utts + ["nobody-utt"], np.vstack([face, face[:1]]))
+    out = str(tmp_path / "r")
+    base = ["--data", data, "--out", out, "--algorithm", "ahc", "--num-clusters", "4", "--device", "cpu"]
+    cases = [
+        (["--emb", f"{part},{other}"], ("2 utterance(s)", "no embedding in any of", repr(utts[0]))),
+        (["--emb", f"{scp},{part}", "--emb-weights", "1"], ("1 weight(s) for 2 --emb",)),
+        (["--emb", f"{scp},{part}", "--emb-weights", "1,0"], ("must be positive",)),
+        (["--emb", f"{scp},{part}", "--emb-weights", "1,x"], ("comma-separated numbers",)),
+        (["--emb", f"{scp},{stranger}"], ("stranger.scp: 1 embedding key", "'nobody-utt'")),
+        (["--emb", part], ("part.scp: no embedding for 2",)),  # one scp must hold every utterance
+        (["--emb", f"{scp},{part}", "--subtract-mean", scp], ("a mean file fits one model", "auto")),
+    ]
+    before = tree_digest(data)
+    for argv, needles in cases:
+        assert_clean_error(run_entry("cluster", argv + base, capsys), *needles)
+        assert not os.path.exists(out) and tree_digest(data) == before

@@ -208,3 +208,35 @@ def test_only_augment_sets_for_a_corpus_of_ones_own(tmp_path, capsys):
     assert_clean_error(outcome, "at least one noise/music/speech clip")
     assert tree_digest(str(out)) == before
     assert run_entry("make_corpus", ["--out", out, "--only-augment-sets", "--no-augment-sets"], capsys).code == 2
+
+
+def test_faces_stream_is_valid_deterministic_and_leaves_the_audio_alone(corpus, tmp_path):
+    from wesv.data.streams import Stream, read_stream
+
+    for split, n in (("train", 18), ("test", 12)):
+        summary = validate_data_dir(os.path.join(corpus, split))
+        assert summary.streams["face"].num_utts == n and summary.streams["face"].dim == 64
+    meta = json.load(open(os.path.join(corpus, "meta.json")))
+    assert 0.0 <= meta["faces"]["mean_frame_cosine_eer"] <= 0.5 and meta["faces"]["frame_rate"] == 5.0
+    faces = read_stream(os.path.join(corpus, "train", "face.scp"))
+    u = meta["utterances"]["spk0001-utt0001"]
+    assert faces["spk0001-utt0001"].shape == (max(1, round(u["num_samples"] / SAMPLE_RATE * 5)), 64)
+    assert Stream(os.path.join(corpus, "train", "face.scp")).frame_rate == 5.0
+    # Same seed, faces on again: identical face bytes; faces off: every audio and list file identical.
+    again, off = str(tmp_path / "again"), str(tmp_path / "off")
+    make_corpus(again, 3, **TINY)
+    make_corpus(off, 3, **{**TINY, "faces": False})
+    for split in ("train", "test"):
+        assert filecmp.cmp(os.path.join(corpus, "face", f"{split}.ark"), os.path.join(again, "face", f"{split}.ark"),
+                           shallow=False)
+        assert open(os.path.join(corpus, split, "face.scp")).read().replace(corpus, "R") == \
+            open(os.path.join(again, split, "face.scp")).read().replace(again, "R")
+    assert not os.path.exists(os.path.join(off, "face")) and not os.path.exists(os.path.join(off, "train", "face.scp"))
+    shared = [f for f in _files(off) if f not in ("meta.json", "README")]
+    assert set(shared) == {f for f in _files(corpus) if not (f.startswith("face") or "face.scp" in f or
+                                                            "stream_info" in f)} - {"meta.json", "README"}
+    for f in shared:
+        a, b = open(os.path.join(corpus, f), "rb").read(), open(os.path.join(off, f), "rb").read()
+        assert a.replace(corpus.encode(), b"R") == b.replace(off.encode(), b"R"), f
+    mo = json.load(open(os.path.join(off, "meta.json")))
+    assert mo["faces"] is None and mo["utterances"] == meta["utterances"] and mo["speakers"] == meta["speakers"]

@@ -414,3 +414,90 @@ def test_several_trial_lists_and_trials_link(tmp_path):
 def _spk_list(tmp_path, *spks):
     write(tmp_path / "spks", "".join(f"{s}\n" for s in spks))
     return str(tmp_path / "spks")
+
+
+# ------------------------------------------------------------------------------------------- feature streams
+def _write_stream(path, mats: dict, name="face"):
+    import kaldiio
+    ark, scp = os.path.join(path, f"{name}.ark"), os.path.join(path, f"{name}.scp")
+    with kaldiio.WriteHelper(f"ark,scp:{ark},{scp}") as w:
+        for k, m in mats.items():
+            w(k, np.asarray(m, dtype=np.float32))
+    return scp
+
+
+def test_face_stream_validates_with_missing_utts_counted(tmp_path):
+    d = make_dir(tmp_path / "d")
+    rng = np.random.default_rng(0)
+    _write_stream(d, {u: rng.standard_normal((3 + i, 4)) for i, u in enumerate(list(WAV)[:4])})
+    s = validate_data_dir(d)  # face.scp found on its own
+    face = s.streams["face"]
+    assert (face.num_utts, face.num_missing, face.dim) == (4, 2, 4)
+    assert "stream face (4 utterances, dim 4, 2 missing)" in str(s)
+    _write_stream(d, {u: rng.standard_normal((2, 3)) for u in WAV}, name="lips")
+    s = validate_data_dir(d, streams=["lips.scp", os.path.join(d, "face.scp")])
+    assert set(s.streams) == {"lips", "face"} and s.streams["lips"].num_missing == 0
+
+
+def test_bad_streams_name_file_and_line(tmp_path):
+    d = make_dir(tmp_path / "d")
+    mats = {u: np.ones((3, 4)) for u in WAV}
+    mats["spk2-utt1"] = np.ones((3, 5))  # line 3: other dimension
+    mats["spk2-utt2"] = np.full((2, 4), np.nan)  # line 4: not finite
+    mats["spk9-utt1"] = np.ones((2, 4))  # line 7: unknown utterance
+    scp = _write_stream(d, mats)
+    msg = problems_of(d)
+    assert f"{scp}:3: utterance 'spk2-utt1' has dimension 5, earlier entries have 4" in msg
+    assert f"{scp}:4: utterance 'spk2-utt2' holds NaN or inf" in msg
+    assert f"{scp}:7: utterance 'spk9-utt1' is not in wav.scp" in msg
+    lines = open(scp).read().splitlines()
+    lines[4] = "spk3-utt1 /nonexistent.ark:12"
+    write(scp, "\n".join(lines) + "\n")
+    assert f"{scp}:5: cannot read '/nonexistent.ark:12'" in problems_of(d)
+    assert "missing.scp: stream scp not found" in problems_of(make_dir(tmp_path / "e"), streams=["missing.scp"])
+
+
+def test_read_stream_and_frames_for(tmp_path):
+    from wesv.data.streams import Stream, read_stream, read_stream_info, write_stream_info
+
+    d = make_dir(tmp_path / "d")
+    seq = np.arange(10 * 2, dtype=np.float32).reshape(10, 2)  # 10 frames = 2 s at 5 fps
+    scp = _write_stream(d, {"spk1-utt1": seq, "spk1-utt2": seq[:3]})
+    eager = read_stream(scp)
+    assert list(eager) == ["spk1-utt1", "spk1-utt2"] and np.array_equal(eager["spk1-utt1"], seq)
+    with pytest.raises(WesvError, match="no frame rate"):
+        Stream(scp)
+    write_stream_info(d, "face", frame_rate=5.0, dim=2)
+    write_stream_info(d, "lips", frame_rate=25.0)
+    assert read_stream_info(d) == {"face": {"frame_rate": 5.0, "dim": 2}, "lips": {"frame_rate": 25.0}}
+    s = Stream(scp)
+    assert s.frame_rate == 5.0 and "spk1-utt1" in s and "spk2-utt1" not in s
+    assert np.array_equal(s.frames_for("spk1-utt1", 0.4, 1.0), seq[2:7])  # 0.4 s = frame 2, 1 s = 5 frames
+    assert np.array_equal(s.frames_for("spk1-utt1", 1.9, 0.6), seq[[9, 9, 9]])  # past the end: last frame repeats
+    assert s.frames_for("spk1-utt2", 0.0, 2.0).shape == (10, 2)  # equal crops, equal shapes
+    assert s.frames_for("spk1-utt1", 0.0, 0.01).shape == (1, 2)
+    write(os.path.join(d, "face.scp"), open(scp).read().replace("spk1-utt2", "spk1-utt1"))
+    with pytest.raises(WesvError, match=r"face.scp:2: utterance 'spk1-utt1' appears twice"):
+        read_stream(scp)
+
+
+def test_subset_split_and_fix_carry_streams(tmp_path):
+    from wesv.data.streams import read_stream, read_stream_info, write_stream_info
+
+    d = make_dir(tmp_path / "d", trials=False)
+    utts = list(WAV)
+    _write_stream(d, {u: np.full((2, 3), i, dtype=np.float32) for i, u in enumerate(utts[1:], 1)})  # utt 0: none
+    write_stream_info(d, "face", frame_rate=5.0)
+    parts = split_data_dir(d, 2)
+    for p in parts:
+        s = validate_data_dir(p)
+        assert set(read_stream(os.path.join(p, "face.scp"))) == set(DataDir.load(p).utts) - {utts[0]}
+        assert read_stream_info(p) == {"face": {"frame_rate": 5.0}} and s.streams["face"].dim == 3
+    sub = str(tmp_path / "sub")
+    subset_data_dir(d, sub, first=3)
+    assert list(read_stream(os.path.join(sub, "face.scp"))) == utts[1:3] and validate_data_dir(sub).streams
+    os.remove(os.path.join(d, "utt2spk"))  # fix: utterances without a speaker go, and their faces with them
+    write_scp(os.path.join(d, "utt2spk"), {u: U2S[u] for u in utts[:4]})
+    fix_data_dir(d)
+    assert list(read_stream(os.path.join(d, "face.scp"))) == utts[1:4]
+    validate_data_dir(d)

@@ -217,3 +217,55 @@ def test_bad_lengths_are_clear_errors() -> None:
     with pytest.raises(ValueError, match="exceed the padded waveform length 8000"):
         model(wave, torch.tensor([8001, 4000]))
     assert (model.sample_rate, model.min_samples) == (16000, 400)
+
+
+# ------------------------------------------------------------------------------------------- stream encoder
+def test_sequence_tdnn_shapes_params_save_load_and_padding(tmp_path) -> None:
+    torch.manual_seed(0)
+    model = build_encoder("sequence_tdnn", {"input_dim": 16, "channels": 32, "embed_dim": 24})
+    assert model.embed_dim == 24 and model.input_dim == 16
+    assert num_params(build_encoder("sequence_tdnn")) == 190_656
+    model.eval()
+    for frames in (1, 2, 7, 25):
+        assert model(torch.randn(3, frames, 16)).shape == (3, 24)
+    x = torch.randn(2, 9, 16)
+    x[1, 5:] = 1e3  # padding, whatever it holds
+    padded = model(x, torch.tensor([9, 5]))
+    alone = model(x[1:, :5])
+    assert torch.nn.functional.cosine_similarity(padded[1:], alone).item() > 0.99999
+    assert torch.equal(model(x, torch.tensor([9, 9])), model(x))
+    save_encoder(str(tmp_path / "seq.pt"), model)
+    assert torch.allclose(load_encoder(str(tmp_path / "seq.pt"))(x), model(x))
+    with pytest.raises(ValueError, match="expects frames"):
+        model(torch.randn(2, 9, 15))
+    with pytest.raises(WesvError, match="kernel_size odd"):
+        build_encoder("sequence_tdnn", {"kernel_size": 2})
+
+
+def test_sequence_tdnn_learns_two_identities() -> None:
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(1)
+    centres = torch.randn(2, 16, generator=gen)
+
+    def batch(n):
+        label = torch.arange(n) % 2
+        x = centres[label][:, None, :] + 2.0 * torch.randn(n, 6, 16, generator=gen)  # noisy frames
+        return x, label
+
+    model = build_encoder("sequence_tdnn", {"input_dim": 16, "channels": 32, "embed_dim": 16})
+    head = torch.nn.Linear(16, 2)
+    opt = torch.optim.Adam(list(model.parameters()) + list(head.parameters()), lr=3e-3)
+    for _ in range(12):
+        x, y = batch(16)
+        loss = torch.nn.functional.cross_entropy(head(model(x)), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    x, y = batch(40)
+    with torch.no_grad():
+        emb = torch.nn.functional.normalize(model(x), dim=1)
+    cos = emb @ emb.T
+    same = (y[:, None] == y[None, :]) & ~torch.eye(40, dtype=torch.bool)
+    assert cos[same].mean() > cos[y[:, None] != y[None, :]].mean() + 0.5
+    assert (head(model(x)).argmax(1) == y).float().mean() > 0.95

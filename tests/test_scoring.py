@@ -336,3 +336,53 @@ def test_results_table_shows_ami_beside_nmi_as_the_recipes_pass_them():
     lines = results_table(rows).splitlines()
     assert lines[0] == "| system | EER (%) | minDCF@0.01 | minDCF@0.05 | AMI | NMI |"
     assert lines[3].endswith("| 0.5 | 0.8 |") and lines[2].endswith("| – | – |")
+
+
+# ------------------------------------------------------------------------------------------- score fusion
+def test_fuse_scores_znormalises_and_weights_any_trial_order(tmp_path, capsys):
+    from badinput import run_entry
+
+    rng = np.random.default_rng(7)
+    pairs = [(f"e{i}", f"t{i % 5}") for i in range(30)]
+    a, b = rng.normal(3.0, 2.0, 30), rng.normal(-1.0, 0.1, 30)
+    write_scores(str(tmp_path / "a"), [p[0] for p in pairs], [p[1] for p in pairs], a)
+    perm = rng.permutation(30)  # the second branch lists the trials in another order
+    write_scores(str(tmp_path / "b"), [pairs[i][0] for i in perm], [pairs[i][1] for i in perm], b[perm])
+    out = tmp_path / "fused"
+    assert run_entry("fuse_scores", ["--scores", tmp_path / "a", tmp_path / "b", "--weights", "1", "0.5", "--out",
+                                     out], capsys).code == 0
+    a6, b6 = np.round(a, 6), np.round(b, 6)  # what the score files hold
+    expect = (a6 - a6.mean()) / a6.std() + 0.5 * (b6 - b6.mean()) / b6.std()
+    e, t, s = read_scores(str(out))
+    assert list(zip(e, t)) == pairs  # the first file's order
+    np.testing.assert_allclose(s, expect, atol=2e-6)
+    assert run_entry("fuse_scores", ["--scores", tmp_path / "a", tmp_path / "b", "--out", tmp_path / "eq"],
+                     capsys).code == 0
+    np.testing.assert_allclose(read_scores(str(tmp_path / "eq"))[2], (a6 - a6.mean()) / a6.std()
+                               + (b6 - b6.mean()) / b6.std(), atol=2e-6)
+
+
+def test_fuse_scores_errors(tmp_path, capsys):
+    from badinput import assert_clean_error, run_entry, tree_digest
+
+    (tmp_path / "a").write_text("e1 t1 0.5\ne1 t2 0.1\ne2 t1 -0.3\n")
+    (tmp_path / "short").write_text("e1 t1 0.5\ne2 t1 -0.3\n")
+    (tmp_path / "other").write_text("e1 t1 0.5\ne9 t2 0.1\ne2 t1 -0.3\n")
+    (tmp_path / "dup").write_text("e1 t1 0.5\ne1 t1 0.1\ne2 t1 -0.3\n")
+    (tmp_path / "flat").write_text("e1 t1 1\ne1 t2 1\ne2 t1 1\n")
+    (tmp_path / "out").write_text("old\n")
+    a = tmp_path / "a"
+    cases = [
+        ([a, tmp_path / "short"], [], ("short: has 2 trials", "a:2 (e1 t2) is missing")),
+        ([a, tmp_path / "other"], [], ("other:2: trial e9 t2 is not in",)),
+        ([a, tmp_path / "dup"], [], ("dup:2: trial e1 t1 repeats line 1",)),
+        ([a, tmp_path / "flat"], [], ("flat: every score is 1",)),
+        ([a, a], ["--weights", "1"], ("1 weight(s) for 2 score files",)),
+        ([a], [], ("at least two score files",)),
+        ([a, tmp_path / "missing"], [], ("missing",)),
+    ]
+    before = tree_digest(str(tmp_path / "out"))
+    for files, extra, needles in cases:
+        outcome = run_entry("fuse_scores", ["--scores", *files, *extra, "--out", tmp_path / "out"], capsys)
+        assert_clean_error(outcome, *needles)
+        assert tree_digest(str(tmp_path / "out")) == before

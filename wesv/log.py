@@ -23,6 +23,22 @@ def get_logger(name: str = "wesv") -> logging.Logger:
     return logging.getLogger(name if name.startswith("wesv") else f"wesv.{name}")
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at each record, not the one at set-up (tests and tools swap it; a
+    swapped-out stream may be closed)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def setup_logging(level: str = "INFO", log_file: str | None = None) -> logging.Logger:
     """Configure the ``wesv`` logger once (stderr + optional file); non-zero DDP ranks log warnings only."""
     logger = logging.getLogger("wesv")

@@ -6,6 +6,7 @@ import argparse
 from wesv.cli import entry_point
 from wesv.cluster.kmeans import ASSIGN_DTYPES, BACKENDS, KMEANS_INDEXES
 from wesv.cluster.pipeline import ALGORITHMS, ClusterConfig, run_clustering
+from wesv.errors import WesvError
 from wesv.log import get_logger
 
 log = get_logger("wesv.bin.cluster")
@@ -14,7 +15,13 @@ log = get_logger("wesv.bin.cluster")
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options of ``python -m wesv.bin.cluster``."""
     p = argparse.ArgumentParser(prog="python -m wesv.bin.cluster", description=__doc__)
-    p.add_argument("--emb", required=True, help="embedding scp of every utterance of --data (xvector.scp)")
+    p.add_argument("--emb", required=True, action="append",
+                   help="embedding scp of the utterances of --data (xvector.scp); repeat it or give A.scp,B.scp to "
+                        "cluster fused branches (concatenated L2-normalised embeddings, zeros where a branch lacks "
+                        "an utterance; each utterance in at least one scp; one scp must hold them all)")
+    p.add_argument("--emb-weights", default=None,
+                   help="comma-separated weight per --emb scp, in order, multiplying its normalised block "
+                        "(default: all 1)")
     p.add_argument("--data", required=True, help="source data dir (only its wav.scp is read)")
     p.add_argument("--out", required=True, help="new data dir for the pseudo-labels (e.g. data/train_round1)")
     p.add_argument("--algorithm", choices=ALGORITHMS, default="kmeans_ahc",
@@ -73,7 +80,14 @@ def main(argv: list[str] | None = None) -> int:
                         device=args.device, kmeans_backend=args.kmeans_backend, kmeans_index=args.kmeans_index,
                         kmeans_max_points_per_centroid=args.kmeans_max_points_per_centroid,
                         kmeans_assign_dtype=args.kmeans_assign_dtype, subtract_mean=args.subtract_mean)
-    run_clustering(args.emb, args.data, args.out, cfg, truth_utt2spk=args.truth_utt2spk)
+    scps = [s for value in args.emb for s in value.split(",") if s]
+    weights = None
+    if args.emb_weights is not None:
+        try:
+            weights = [float(w) for w in args.emb_weights.split(",")]
+        except ValueError:
+            raise WesvError(f"--emb-weights {args.emb_weights!r}: give comma-separated numbers, e.g. 1,0.5") from None
+    run_clustering(scps, args.data, args.out, cfg, truth_utt2spk=args.truth_utt2spk, emb_weights=weights)
     return 0
 
 

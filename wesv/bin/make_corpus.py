@@ -7,6 +7,7 @@ import argparse
 
 from wesv.cli import entry_point
 from wesv.corpus import ChannelConfig, CorpusConfig, make_augment_sets, make_corpus
+from wesv.corpus.faces import FaceConfig
 
 
 def _snr_range(text: str) -> tuple[float, float]:
@@ -72,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="simulated rooms per size class (small, medium, large) (default: %(default)s)")
     g.add_argument("--rirs-per-room", type=int, default=d.rirs_per_room,
                    help="RIRs (source/microphone positions) per room (default: %(default)s)")
+    g = p.add_argument_group("visual stream (DIR/train/face.scp, DIR/test/face.scp)")
+    fc = d.face_cfg
+    g.add_argument("--no-faces", action="store_true", help="write no face stream (the audio is the same either way)")
+    g.add_argument("--face-dim", type=int, default=fc.dim, help="face embedding dimension (default: %(default)s)")
+    g.add_argument("--face-frame-rate", type=float, default=fc.frame_rate,
+                   help="face frames per second of audio (default: %(default)s)")
     p.add_argument("--num-workers", type=int, default=d.num_workers,
                    help="rendering processes; the output does not depend on it (default: %(default)s)")
     return p
@@ -93,6 +100,7 @@ def main(argv: list[str] | None = None) -> None:
         within_var=a.within_var, twin_fraction=a.twin_fraction, channel=not a.no_channel, channel_cfg=channel_cfg,
         augment_sets=not a.no_augment_sets, num_noise=a.num_noise, num_music=a.num_music, num_speech=a.num_speech,
         rooms_per_class=a.rooms_per_class, rirs_per_room=a.rirs_per_room, num_workers=a.num_workers,
+        faces=not a.no_faces, face_cfg=FaceConfig(dim=a.face_dim, frame_rate=a.face_frame_rate),
     )
 
 

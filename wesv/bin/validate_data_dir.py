@@ -16,6 +16,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --check-audio, require this sample rate")
     parser.add_argument("--allow-truncated", action="store_true",
                         help="with --check-audio, accept wav files cut short (as extract --allow-truncated does)")
+    parser.add_argument("--streams", default=None,
+                        help="comma-separated feature-stream scps to check (names in DIR or paths; default: face.scp "
+                             "and the scps stream_info.json names, when present)")
     return parser
 
 
@@ -24,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     """Validate DIR; print a one-line summary, or exit 2 with every problem."""
     args = build_parser().parse_args(argv)
     summary = validate_data_dir(args.data_dir, check_trials=not args.no_trials, check_audio=args.check_audio,
-                                sample_rate=args.sample_rate, allow_truncated=args.allow_truncated)
+                                sample_rate=args.sample_rate, allow_truncated=args.allow_truncated,
+                                streams=None if args.streams is None else [s for s in args.streams.split(",") if s])
     print(summary)
     return 0
 

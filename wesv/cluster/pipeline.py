@@ -6,6 +6,7 @@ import json
 import os
 import time
 from dataclasses import asdict
+from typing import Sequence
 
 import numpy as np
 
@@ -66,6 +67,56 @@ def load_aligned_embeddings(scp: str, utts: list[str], wav_scp: str, mean: str |
                         f"{extra[0]!r}) — the embeddings come from another data dir")
     order = np.fromiter((row[u] for u in utts), dtype=np.int64, count=len(utts))
     return normalise(subtract_mean(mat[order], mean, scp), scp, [keys[i] for i in order])
+
+
+def check_emb_weights(scps: Sequence[str], weights: Sequence[float] | None) -> list[float]:
+    """One positive, finite weight per embedding scp (None: all 1)."""
+    if weights is None:
+        return [1.0] * len(scps)
+    weights = [float(w) for w in weights]
+    if len(weights) != len(scps):
+        raise WesvError(f"--emb-weights gives {len(weights)} weight(s) for {len(scps)} --emb scp(s) — give one per "
+                        "scp, in the same order")
+    if not all(np.isfinite(w) and w > 0 for w in weights):
+        raise WesvError(f"--emb-weights must be positive numbers, got {','.join(f'{w:g}' for w in weights)} — drop a "
+                        "branch by leaving its --emb out")
+    return weights
+
+
+def load_fused_embeddings(scps: Sequence[str], weights: Sequence[float], utts: list[str], wav_scp: str,
+                          mean: str | None = None) -> tuple[np.ndarray, dict[str, int]]:
+    """Unit-norm fused embeddings of ``utts``: the concatenation of each scp's L2-normalised embedding times its
+    weight, L2-normalised again (so a cosine of two complete rows is the ``w²``-weighted mean of the branch cosines).
+    An utterance missing from one scp gets zeros in that block; each must be in at least one scp. One scp: exactly
+    :func:`load_aligned_embeddings` (every utterance required). ``mean``: ``subtract_mean`` per branch before its
+    normalisation (``"auto"``: each branch less the mean of its own embeddings; a file only with one scp).
+    Returns ``(matrix, missing count per scp)``."""
+    if len(scps) == 1:
+        return load_aligned_embeddings(scps[0], utts, wav_scp, mean), {scps[0]: 0}
+    wanted = set(utts)
+    covered = np.zeros(len(utts), dtype=bool)
+    blocks, missing = [], {}
+    for scp, w in zip(scps, weights):
+        keys, mat = read_embeddings(scp)
+        extra = [k for k in keys if k not in wanted]
+        if extra:
+            raise WesvError(f"{scp}: {len(extra)} embedding key(s) are not utterances of {wav_scp} (first: "
+                            f"{extra[0]!r}) — the embeddings come from another data dir")
+        row = {k: i for i, k in enumerate(keys)}
+        present = np.fromiter((u in row for u in utts), dtype=bool, count=len(utts))
+        order = np.fromiter((row[u] for u in utts if u in row), dtype=np.int64, count=int(present.sum()))
+        block = np.zeros((len(utts), mat.shape[1]), dtype=np.float32)
+        block[present] = w * normalise(subtract_mean(mat[order], mean, scp), scp, [keys[i] for i in order])
+        blocks.append(block)
+        covered |= present
+        missing[scp] = int((~present).sum())
+        logger.info("%s: dimension %d, weight %g, %d of %d utterances (%d missing: zeros in that block)", scp,
+                    mat.shape[1], w, int(present.sum()), len(utts), missing[scp])
+    if not covered.all():
+        first = utts[int(np.nonzero(~covered)[0][0])]
+        raise WesvError(f"{int((~covered).sum())} utterance(s) of {wav_scp} have no embedding in any of "
+                        f"{', '.join(scps)} (first: {first!r}) — extract at least one branch for every utterance")
+    return normalise(np.concatenate(blocks, axis=1), "the fused embeddings", utts), missing
 
 
 def relabel_by_size(labels: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -134,11 +185,20 @@ def write_json(path: str, obj: dict) -> None:
     os.replace(tmp, path)
 
 
-def run_clustering(emb: str, data: str, out: str, cfg: ClusterConfig, truth_utt2spk: str | None = None) -> dict:
+def run_clustering(emb: str | Sequence[str], data: str, out: str, cfg: ClusterConfig, truth_utt2spk: str | None = None,
+                   emb_weights: Sequence[float] | None = None) -> dict:
     """Cluster the embeddings of ``data``'s utterances and write the pseudo-label data dir ``out``; returns the
     report also written to ``out/cluster_report.json``. The source ``utt2spk`` is read only if named as truth.
 
+    ``emb`` may name several scps (branches), fused by :func:`load_fused_embeddings` with ``emb_weights``.
     ``out/.lock`` is held meanwhile: a second run writing the same ``out`` fails at once naming the first's pid."""
+    scps = [emb] if isinstance(emb, str) else list(emb)
+    if not scps:
+        raise WesvError("give at least one --emb embedding scp")
+    weights = check_emb_weights(scps, emb_weights)
+    if len(scps) > 1 and cfg.subtract_mean not in (None, "auto"):
+        raise WesvError(f"--subtract-mean {cfg.subtract_mean}: a mean file fits one model; with several --emb use "
+                        "--subtract-mean auto (each branch less its own mean)")
     check_config(cfg)
     if os.path.abspath(out) == os.path.abspath(data):
         raise WesvError(f"--out {out} is the source data dir — write pseudo-labels to a new dir (data/train_round1)")
@@ -147,7 +207,7 @@ def run_clustering(emb: str, data: str, out: str, cfg: ClusterConfig, truth_utt2
     try:
         os.makedirs(out, exist_ok=True)
         with exclusive_lock(lock, f"clustering output {out}"):
-            return _run_clustering(emb, data, out, cfg, truth_utt2spk)
+            return _run_clustering(scps, weights, data, out, cfg, truth_utt2spk)
     except BaseException:
         if created:  # a failed first run leaves no out dir behind
             with contextlib.suppress(OSError):
@@ -156,7 +216,8 @@ def run_clustering(emb: str, data: str, out: str, cfg: ClusterConfig, truth_utt2
         raise
 
 
-def _run_clustering(emb: str, data: str, out: str, cfg: ClusterConfig, truth_utt2spk: str | None) -> dict:
+def _run_clustering(scps: list[str], weights: list[float], data: str, out: str, cfg: ClusterConfig,
+                    truth_utt2spk: str | None) -> dict:
     start = time.perf_counter()
     wav_path = os.path.join(data, "wav.scp")
     if not os.path.isfile(wav_path):
@@ -165,7 +226,7 @@ def _run_clustering(emb: str, data: str, out: str, cfg: ClusterConfig, truth_utt
     utts = list(wav)
     truth = read_truth(truth_utt2spk, utts) if truth_utt2spk else None
     t0 = time.perf_counter()
-    x = load_aligned_embeddings(emb, utts, wav_path, cfg.subtract_mean)
+    x, missing = load_fused_embeddings(scps, weights, utts, wav_path, cfg.subtract_mean)
     if cfg.subtract_mean:
         logger.info("subtracted the mean (%s) before L2 normalisation", cfg.subtract_mean)
     timings = {"load": time.perf_counter() - t0}
@@ -193,7 +254,8 @@ def _run_clustering(emb: str, data: str, out: str, cfg: ClusterConfig, truth_utt
     timings["total"] = time.perf_counter() - start
 
     report = {
-        "algorithm": cfg.algorithm, "config": asdict(cfg), "embeddings": emb, "data": data, "out": out,
+        "algorithm": cfg.algorithm, "config": asdict(cfg), "embeddings": scps[0] if len(scps) == 1 else scps,
+        "data": data, "out": out,
         "num_utts": n, "num_utts_kept": int(mask.sum()), "fraction_kept": float(mask.mean()),
         "num_clusters_found": int(labels.max()) + 1, "num_clusters": int(final.max()) + 1,
         "dropped": {"keep_fraction_utts": int(n - after_fraction.sum()),
@@ -201,6 +263,9 @@ def _run_clustering(emb: str, data: str, out: str, cfg: ClusterConfig, truth_utt
                     "min_cluster_size_utts": int((after_fraction & ~mask).sum())},
         "sizes": size_summary(final), "time_s": {k: round(v, 3) for k, v in timings.items()},
     }
+    if len(scps) > 1:
+        report["emb_weights"] = weights
+        report["emb_missing"] = missing
     if truth is not None:
         report["truth_utt2spk"] = truth_utt2spk
         report["metrics_all"] = cluster_metrics(labels, truth)

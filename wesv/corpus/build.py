@@ -10,6 +10,7 @@ import numpy as np
 import soundfile as sf
 
 from wesv.corpus.augsets import write_noise_set
+from wesv.corpus.faces import FaceConfig, face_baseline_eer, write_faces
 from wesv.corpus.phones import SAMPLE_RATE, VOWEL_NAMES, plan_utterance
 from wesv.corpus.plots import plot_spectrograms
 from wesv.corpus.population import SpeakerTraits, draw_population
@@ -49,6 +50,8 @@ class CorpusConfig:
     num_speech: int = 14
     rooms_per_class: int = 4
     rirs_per_room: int = 2
+    faces: bool = True  # the visual stream: face.scp (+ stream_info.json) in train/ and test/, arks in face/
+    face_cfg: FaceConfig = field(default_factory=FaceConfig)
     num_workers: int = 2
 
     def validate(self) -> None:
@@ -64,6 +67,9 @@ class CorpusConfig:
             raise WesvError(f"make_corpus: --target-fraction must be in (0, 1), got {self.target_fraction}")
         if self.num_workers < 1:
             raise WesvError("make_corpus: --num-workers must be >= 1")
+        if self.faces and (self.face_cfg.dim < 1 or not self.face_cfg.frame_rate > 0):
+            raise WesvError(f"make_corpus: need --face-dim >= 1 and --face-frame-rate > 0, got {self.face_cfg.dim}, "
+                            f"{self.face_cfg.frame_rate}")
 
 
 def _render_job(job: tuple) -> dict | None:
@@ -162,7 +168,7 @@ def make_corpus(out: str, seed: int = 0, **overrides) -> dict:
     train_spk, train_twin = draw_population(pop_rng, n_train, len(VOWEL_NAMES), cfg.trait_spread, cfg.twin_fraction)
     test_spk, test_twin = draw_population(pop_rng, n_test, len(VOWEL_NAMES), cfg.trait_spread, cfg.twin_fraction)
     speakers: dict[str, dict] = {}
-    jobs, utt_rows = [], []
+    jobs, utt_rows, face_rows = [], [], []
     channel_cfg = cfg.channel_cfg if cfg.channel else None
     for split, spk_list, twins, offset, n_utt in (("train", train_spk, train_twin, 0, cfg.utts_per_speaker),
                                                   ("test", test_spk, test_twin, n_train, cfg.test_utts_per_speaker)):
@@ -179,6 +185,7 @@ def make_corpus(out: str, seed: int = 0, **overrides) -> dict:
                 path = os.path.join(out, "wav", spk, f"{utt}.wav")
                 jobs.append((path, speakers[spk]["traits"], key, num_samples, channel_cfg, cfg.within_var))
                 utt_rows.append((split, utt, spk, path, num_samples))
+                face_rows.append((split, utt, offset + i, u, num_samples))
 
     logger.info("rendering %d utterances of %d speakers with %d worker(s)", len(jobs), len(speakers), cfg.num_workers)
     if cfg.num_workers > 1:
@@ -200,6 +207,13 @@ def make_corpus(out: str, seed: int = 0, **overrides) -> dict:
     write_trials(os.path.join(out, "test", "trials"), trials)
 
     aug = write_augment_sets(out, seed, cfg) if cfg.augment_sets else {}
+    faces = None
+    if cfg.faces:
+        write_faces(out, seed, face_rows, SAMPLE_RATE, cfg.face_cfg)
+        faces = {"dim": cfg.face_cfg.dim, "frame_rate": cfg.face_cfg.frame_rate,
+                 "mean_frame_cosine_eer": round(face_baseline_eer(os.path.join(out, "test")), 6)}
+        logger.info("faces: cosine on the mean frame gives %.2f %% EER on the test trials",
+                    100 * faces["mean_frame_cosine_eer"])
 
     first_two = [s for s in speakers if speakers[s]["split"] == "train"][:2]
     rows = [(s, [(u, data["train"][0][u]) for u in list(data["train"][0]) if u.startswith(s + "-")][:3])
@@ -212,7 +226,7 @@ def make_corpus(out: str, seed: int = 0, **overrides) -> dict:
         "counts": {"train_speakers": n_train, "train_utts": len(data["train"][0]), "test_speakers": n_test,
                    "test_utts": len(data["test"][0]), "trials": len(trials), "target_trials": trials.num_target,
                    "hours": round(sum(r[4] for r in utt_rows) / SAMPLE_RATE / 3600, 4), **aug},
-        "speakers": speakers, "utterances": utterances,
+        "speakers": speakers, "utterances": utterances, "faces": faces,
     }
     with open(os.path.join(out, "meta.json"), "w", encoding="utf-8") as f:
         json.dump(meta, f, indent=1, sort_keys=True)
@@ -229,7 +243,17 @@ def readme_text(meta: dict) -> str:
            f"{c['num_train_speakers']} --utts-per-speaker {c['utts_per_speaker']} --num-test-speakers "
            f"{c['num_test_speakers']} --test-utts-per-speaker {c['test_utts_per_speaker']} --min-dur {c['min_dur']} "
            f"--max-dur {c['max_dur']}" + ("" if c["channel"] else " --no-channel")
-           + ("" if c["augment_sets"] else " --no-augment-sets"))
+           + ("" if c["augment_sets"] else " --no-augment-sets") + ("" if c["faces"] else " --no-faces"))
+    f = meta.get("faces")
+    pad = "\n" + " " * 20
+    face_block = "" if not f else (
+        "  face/SPLIT.ark    the visual stream (--no-faces: none): train/face.scp and test/face.scp name one float32"
+        f"{pad}(frames, {f['dim']}) matrix per utterance, {f['frame_rate']:g} frames per second of audio "
+        f"(stream_info.json);{pad}each frame = the speaker's face-identity latent + a per-utterance "
+        f"pose/light/expression{pad}offset (low-rank) + per-frame noise, independent of the voice; own seed "
+        f"stream, so the{pad}audio is the same with or without faces. Cosine on the mean frame: "
+        f"{100 * f['mean_frame_cosine_eer']:.1f} %{pad}EER on test/trials (python bench/corpus_faces.py --corpus "
+        "DIR).\n")
     return f"""wesv embedded procedural speech corpus, version {meta['version']}
 ===============================================================
 
@@ -260,7 +284,7 @@ Layout
   rirs/wav.scp      simulated RIRs (image-source method, pyroomacoustics), simulated_rirs/{{small,medium,large}}room,
                     same format as `python -m wesv.bin.prepare_rirs --rirs-dir /path/RIRS_NOISES --out data/rirs`;
                     rirs/rir_info.txt gives room sizes and RT60s
-  meta.json         every option, every speaker's traits, every utterance's session
+{face_block}  meta.json         every option, every speaker's traits, every utterance's session
   spectrograms.png  three utterances of each of two speakers
 
 Calibration (default sizes, seed 0; see bench/RESULTS.md "Embedded corpus calibration")

@@ -90,6 +90,7 @@ def fix_data_dir(path: str) -> FixReport:
             genders = scan_table(os.path.join(path, "spk2gender"), 2, 2, check_sorted=False).values
             write_scp(os.path.join(path, "spk2gender"), {s: genders[s] for s in set(utt2spk.values())})
     keep_set = set(keep)
+    _fix_streams(path, backup, keep_set)
     for tpath in trial_files:
         trials, tproblems = scan_trials(tpath)
         mask = np.array([e in keep_set and t in keep_set for e, t in zip(trials.enroll, trials.test)], dtype=bool)
@@ -105,6 +106,30 @@ def fix_data_dir(path: str) -> FixReport:
     report = FixReport(len(keep), {k: v for k, v in removed.items() if v}, bad_lines, backup)
     logger.info("fix_data_dir %s: %s", path, report)
     return report
+
+
+def _fix_streams(path: str, backup: str, keep: set[str]) -> None:
+    """Drop stream lines (``face.scp`` ...) of utterances no longer in the dir (a stream may lack utterances)."""
+    from wesv.data.streams import stream_scps
+
+    for name in stream_scps(path):
+        f = os.path.join(path, name)
+        table = scan_table(f, 2, check_sorted=False)
+        if table.dropped or any(u not in keep for u in table.values):
+            shutil.copyfile(f, os.path.join(backup, name))
+            write_scp(f, {u: v for u, v in table.values.items() if u in keep})
+
+
+def _copy_streams(src: str, dst: str, keep: Sequence[str], sort: bool) -> None:
+    """Feature streams (``face.scp`` ...) restricted to ``keep`` (an utterance may lack one) and ``stream_info.json``;
+    the scps keep pointing at ``src``'s arks."""
+    from wesv.data.streams import STREAM_INFO, stream_scps
+
+    for name in stream_scps(src):
+        values = read_scp(os.path.join(src, name))
+        write_scp(os.path.join(dst, name), {u: values[u] for u in keep if u in values}, sort=sort)
+    if os.path.isfile(os.path.join(src, STREAM_INFO)):
+        shutil.copyfile(os.path.join(src, STREAM_INFO), os.path.join(dst, STREAM_INFO))
 
 
 def _copy_subset(src: str, dst: str, keep: Sequence[str], *, sort: bool = True, trials: bool = True) -> None:
@@ -127,6 +152,7 @@ def _copy_subset(src: str, dst: str, keep: Sequence[str], *, sort: bool = True, 
         write_scp(os.path.join(dst, name), sub, sort=sort)
         if name == "utt2spk":
             utt2spk = sub
+    _copy_streams(src, dst, keep, sort)
     if utt2spk is not None:
         write_scp(os.path.join(dst, "spk2utt"), utt2spk_to_spk2utt(utt2spk))
         gender_file = os.path.join(src, "spk2gender")

@@ -4,9 +4,13 @@ from __future__ import annotations
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Mapping, Sequence
+
+import kaldiio
+import numpy as np
 
 from wesv.data.datadir import Table, c_sorted, format_problems, scan_table, trials_paths
+from wesv.data.streams import matrix_problem, stream_name, stream_scps
 from wesv.errors import WesvError, where
 
 MAX_PER_KIND = 20  # mismatch messages listed per kind before summarising, so a broken 1M-line dir stays readable
@@ -23,6 +27,7 @@ class ValidationSummary:
     num_target: int | None = None
     trials: dict[str, tuple[int, int]] = field(default_factory=dict)  # list name -> (trials, targets)
     num_audio_read: int | None = None  # with check_audio
+    streams: dict[str, "StreamSummary"] = field(default_factory=dict)  # stream name -> what it holds
 
     def __str__(self) -> str:
         parts = [f"{self.num_utts:,} utterances"]
@@ -33,7 +38,21 @@ class ValidationSummary:
             parts.append("trials " + ", ".join(f"{name} {n:,} ({t:,} target)" for name, (n, t) in self.trials.items()))
         if self.num_audio_read is not None:
             parts.append(f"{self.num_audio_read:,} audio files read and accepted")
+        parts += [str(s) for s in self.streams.values()]
         return f"{self.path}: OK — " + ", ".join(parts)
+
+
+@dataclass
+class StreamSummary:
+    """What a valid stream (e.g. ``face.scp``) holds; ``num_missing`` utterances of wav.scp have no entry."""
+
+    name: str
+    num_utts: int
+    num_missing: int
+    dim: int | None
+
+    def __str__(self) -> str:
+        return f"stream {self.name} ({self.num_utts:,} utterances, dim {self.dim}, {self.num_missing:,} missing)"
 
 
 class _Capped:
@@ -55,10 +74,15 @@ class _Capped:
 
 
 def validate_data_dir(path: str, check_trials: bool = True, *, check_audio: bool = False,
-                      sample_rate: int | None = None, allow_truncated: bool = False) -> ValidationSummary:
+                      sample_rate: int | None = None, allow_truncated: bool = False,
+                      streams: Sequence[str] | None = None) -> ValidationSummary:
     """Check a data dir; raise one ``WesvError`` listing every problem as ``file:line: what — fix``.
 
     ``check_audio`` decodes every audio file with extraction's rule (``wesv.data.audio.acceptable_audio``).
+    ``streams`` names feature-stream scps (file names in the dir, or paths) to check; None checks those the dir
+    carries (``face.scp`` and the scps ``stream_info.json`` names). A stream's keys must be utterances of wav.scp
+    (missing ones are allowed and counted), each matrix readable with kaldiio, 2-D, non-empty, finite and of one
+    dimension across utterances.
     """
     from wesv.data.trials import scan_trials  # trials.py imports this module's writers
 
@@ -109,13 +133,70 @@ def validate_data_dir(path: str, check_trials: bool = True, *, check_audio: bool
     num_audio = None
     if check_audio and wav is not None:
         num_audio = _check_audio(wav, sample_rate, capped, allow_truncated)
+    stream_summaries: dict[str, StreamSummary] = {}
+    if wav is not None:
+        for scp in _stream_paths(path, streams, problems):
+            summary = _check_stream(scp, wav, capped, problems)
+            if summary is not None:
+                stream_summaries[summary.name] = summary
     capped.close()
     if problems:
         raise WesvError(format_problems(f"data dir {path} is not valid", problems))
     speakers = None if utt2spk is None else len(set(utt2spk.values.values()))
     num_trials = sum(n for n, _ in counts.values()) if counts else None
     num_target = sum(t for _, t in counts.values()) if counts else None
-    return ValidationSummary(path, len(wav.values), speakers, num_trials, num_target, counts, num_audio)
+    return ValidationSummary(path, len(wav.values), speakers, num_trials, num_target, counts, num_audio,
+                             stream_summaries)
+
+
+def _stream_paths(path: str, streams: Sequence[str] | None, problems: list[str]) -> list[str]:
+    """The stream scps to check: those named (relative to the data dir unless a path), else ``face.scp`` if there."""
+    if streams is None:
+        return [os.path.join(path, name) for name in stream_scps(path)]
+    out = []
+    for name in streams:
+        scp = name if os.path.dirname(name) else os.path.join(path, name)
+        if os.path.isfile(scp):
+            out.append(scp)
+        else:
+            problems.append(f"{scp}: stream scp not found — give the name of an scp in {path} (e.g. face.scp) or "
+                            "its path")
+    return out
+
+
+def _check_stream(scp: str, wav: Table, capped: _Capped, problems: list[str]) -> StreamSummary | None:
+    """Keys a subset of wav.scp, every matrix readable, 2-D, finite and of one dimension."""
+    hint = f"fix or drop these lines of {os.path.basename(scp)} (an utterance may lack a stream; it may not be " \
+           "unknown or broken)"
+    table = scan_table(scp, 2, fix_hint=f"fix {scp}", check_sorted=False)
+    problems += table.problems
+    dim, bad = None, bool(table.problems)
+    for utt, value in table.values.items():
+        loc = where(scp, table.lineno[utt])
+        if utt not in wav.values:
+            capped.add(f"{os.path.basename(scp)} utterances not in wav.scp",
+                       f"{loc}: utterance {utt!r} is not in wav.scp — {hint}", hint)
+            bad = True
+            continue
+        try:
+            mat = kaldiio.load_mat(value.strip())
+        except Exception as err:  # kaldiio raises plain OSError/ValueError for bad paths, offsets and arks
+            capped.add(f"unreadable {os.path.basename(scp)} entries",
+                       f"{loc}: cannot read {value.strip()!r} ({type(err).__name__}: {err}) — {hint}", hint)
+            bad = True
+            continue
+        mat = np.asarray(mat)
+        problem = matrix_problem(mat, dim)
+        if problem is not None:
+            capped.add(f"bad {os.path.basename(scp)} matrices", f"{loc}: utterance {utt!r} {problem}", hint)
+            bad = True
+            continue
+        if dim is None:
+            dim = mat.shape[1]
+    if bad:
+        return None
+    present = sum(u in table.values for u in wav.values)
+    return StreamSummary(stream_name(scp), present, len(wav.values) - present, dim)
 
 
 def _check_wav_values(wav: Table, problems: list[str]) -> None:
