@@ -549,3 +549,25 @@ def test_fused_branches_errors(tmp_path, capsys):
     for argv, needles in cases:
         assert_clean_error(run_entry("cluster", argv + base, capsys), *needles)
         assert not os.path.exists(out) and tree_digest(data) == before
+
+
+def test_shuffled_control_keeps_utterances_and_cluster_sizes(tmp_path, capsys):
+    from collections import Counter
+
+    from badinput import assert_clean_error, run_entry
+
+    src = tmp_path / "round1"
+    src.mkdir()
+    utts = [f"u{i:02d}" for i in range(30)]
+    labels = ["a"] * 15 + ["b"] * 10 + ["c"] * 5
+    (src / "wav.scp").write_text("".join(f"{u} /x/{u}.wav\n" for u in utts))
+    (src / "utt2spk").write_text("".join(f"{u} {c}\n" for u, c in zip(utts, labels)))
+    out = tmp_path / "shuffled"
+    assert run_entry("shuffle_labels", ["--data", src, "--out", out, "--seed", "1"], capsys).code == 0
+    new = read_utt2spk(str(out / "utt2spk"))
+    assert sorted(new) == utts and sorted(Counter(new.values()).values()) == [5, 10, 15]
+    old_groups = {frozenset(u for u, c in zip(utts, labels) if c == k) for k in "abc"}
+    new_groups = {frozenset(u for u in new if new[u] == k) for k in set(new.values())}
+    assert old_groups != new_groups
+    assert read_scp(str(out / "wav.scp"))["u03"] == "/x/u03.wav"
+    assert_clean_error(run_entry("shuffle_labels", ["--data", tmp_path / "nope", "--out", out], capsys), "utt2spk")

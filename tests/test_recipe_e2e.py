@@ -13,7 +13,7 @@ TINY_CORPUS = ("--num-train-speakers 6 --utts-per-speaker 4 --num-test-speakers 
                "--rirs-per-room 1 --num-workers 1")
 TINY_TRAINING = "--trainer.epochs 1 --data.batch_size 8 --data.num_workers 0 --trainer.progress false"
 SYSTEMS = ["baseline", "supervised", "DINO", "MoCo", "supervised (MoCo init)", "pseudo-labels round 1",
-           "pseudo-labels round 2"]
+           "pseudo-labels round 2", "DLG-LC round 1", "DLG-LC round 2"]
 
 
 def _run_recipe(recipe: str, *extra: str) -> subprocess.CompletedProcess:
@@ -44,9 +44,11 @@ def test_mini_recipe_end_to_end(tmp_path):
     assert 0.0 <= report["metrics"]["nmi"] <= 1.0
     round1 = json.loads((recipe / "exp" / "round1" / "eval" / "test.json").read_text())
     assert "NMI" in round1["extra"]
+    dlg1 = json.loads((recipe / "exp" / "dlg_round1" / "eval" / "test.json").read_text())
+    assert "gate precision" in dlg1["extra"] and (recipe / "exp" / "dlg_round1" / "loss_gate" / "report.json").is_file()
 
     # Every stage has its marker: a rerun does nothing and says so.
     again = _run_recipe(str(recipe))
     assert again.returncode == 0, again.stderr[-4000:]
-    assert again.stderr.count("already done") == 8  # stages 1-7 and 20
+    assert again.stderr.count("already done") == 9  # stages 1-8 and 20
     assert "wesv.bin.train" not in again.stderr

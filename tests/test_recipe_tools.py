@@ -639,6 +639,12 @@ def test_voxceleb_configs_load_and_match_for_init_from():
     assert cfgs["supervised_ecapa512"].encoder == cfgs["moco_ecapa512"].encoder
     assert cfgs["pseudo_ecapa512"].encoder == cfgs["dino_ecapa512"].encoder
     assert cfgs["pseudo_resnet34"].encoder == cfgs["dino_resnet34"].encoder
+    # DLG-LC rounds differ from the plain rounds by the gate and the correction only.
+    dlg, plain = cfgs["dlg_lc_ecapa512"], cfgs["pseudo_ecapa512"]
+    assert dlg.type == "dlg_lc" and dlg.encoder == plain.encoder
+    assert (dlg.data, dlg.augment, dlg.optim, dlg.trainer) == (plain.data, plain.augment, plain.optim, plain.trainer)
+    assert {k: v for k, v in vars(dlg.method).items() if k in vars(plain.method)} == vars(plain.method)
+    assert (dlg.method.gate_start_epoch, dlg.method.correction_start_epoch) == (5, 9)
     sup, sup1024 = cfgs["supervised_ecapa512"], cfgs["supervised_ecapa1024"]
     assert (sup.method, sup.optim, sup.trainer, sup.data) == (sup1024.method, sup1024.optim, sup1024.trainer,
                                                               sup1024.data)
@@ -653,3 +659,14 @@ def test_voxceleb_configs_load_and_match_for_init_from():
     script = open(os.path.join(ROOT, "egs", "voxceleb", "run.sh")).read()
     for ref in set(re.findall(r"conf/[\w.]+\.yaml", script)):
         assert ref[len("conf/"):] in names, ref
+
+
+def test_mini_dlg_lc_config_differs_from_the_plain_rounds_by_the_gate_only():
+    from wesv.config import load_config
+
+    conf = os.path.join(ROOT, "egs", "mini", "conf")
+    dlg, plain = load_config(os.path.join(conf, "dlg_lc.yaml")), load_config(os.path.join(conf, "pseudo.yaml"))
+    assert dlg.type == "dlg_lc" and plain.type == "classifier"
+    assert (dlg.data, dlg.augment, dlg.encoder, dlg.optim, dlg.trainer) == (plain.data, plain.augment, plain.encoder,
+                                                                            plain.optim, plain.trainer)
+    assert {k: v for k, v in vars(dlg.method).items() if k in vars(plain.method)} == vars(plain.method)

@@ -5,6 +5,7 @@
 #   bash run.sh                                 # everything; results in exp/RESULTS.md
 #   bash run.sh --stage 3 --stop_stage 3        # only the supervised reference
 #   bash run.sh --dry_run true                  # print the commands, run nothing
+#   bash run.sh --profile claims --seeds "0 1 2"   # the claims profile over 3 seeds: runs/claims/RESULTS.md
 #
 # Stages:
 #   1   corpus: corpus/{train,test,noise,rirs}, linked as data/train, data/test, data/noise, data/rirs
@@ -14,6 +15,12 @@
 #   5   MoCo (no labels): train, extract, score
 #   6   supervised reference initialised from MoCo (the MoCo paper's pretraining claim)
 #   7   iterative pseudo-labels from DINO, $num_rounds rounds: cluster (NMI measured) -> train -> extract -> score
+#   8   the same rounds with DLG-LC (loss-gate + label correction; gate precision measured offline)
+#   9   multi-modal DLG-LC rounds: audio + face branches (data/train/face.scp) on the same pseudo-labels, fused
+#       clustering (audio embeddings + face embeddings; mean face frames before round 1), audio scored alone, plus
+#       an audio+face score-fusion row for the last round
+#   10  controls of round 1 ($controls; on in the claims profile): the round-1 clusters with shuffled ids (sizes
+#       kept), and the true labels (an oracle ceiling, marked as using labels), both trained as round 1 from DINO
 #   20  results table exp/RESULTS.md and DET plot exp/det.png of every system in exp/*/eval/
 # A finished stage leaves $exp/.done/stage_N (holding its wall time in seconds, summed over resumed runs) and is
 # skipped next time unless --force true, which reruns every selected stage whole: its old outputs (exp/dino, ...)
@@ -39,13 +46,44 @@ num_rounds=2          # pseudo-label rounds after DINO
 corpus_opts=""        # extra make_corpus options, e.g. "--num-train-speakers 20" (the tests shrink the corpus)
 train_opts=""         # extra overrides for every training run, e.g. "--trainer.epochs 1"
 num_clusters=150      # pseudo-speakers per round (the corpus has 120 train speakers; SSL stages do not know that)
+profile=demo          # demo: every system in < 20 min; claims: larger corpus, longer training, controls (conf/profile_*.sh)
+face_weight=1        # weight of the face block in the fused clustering of multi-modal rounds
+seeds=""              # e.g. "0 1 2": run the whole recipe once per seed in runs/$profile/seedS, then mean ± std
 
 . ./path.sh   # finds wesv's shell tools (tools/); the python with wesv is needed for real runs only
 . ./cmd.sh
+all_args=("$@")
 . tools/parse_options.sh
 [[ $stage =~ ^[0-9]+$ && $stop_stage =~ ^[0-9]+$ ]] || { echo "$0: --stage and --stop_stage take numbers" >&2; exit 1; }
+[ -f "conf/profile_$profile.sh" ] || { echo "$0: no conf/profile_$profile.sh (--profile demo or claims)" >&2; exit 1; }
+. "conf/profile_$profile.sh"
+corpus_opts="$profile_corpus_opts $corpus_opts"   # the profile's corpus, then the user's options (last wins)
 
 . tools/recipe.sh   # log, step, begin/finish (stage markers, --force), system wall time, train, extract
+
+# --seeds "S1 S2 ...": the whole recipe (these options, but --seed S) once per seed, each in its own copy of the
+# recipe runs/$profile/seedS (its own corpus and exp), then the table of mean ± std over the seeds.
+if [ -n "$seeds" ]; then
+  passed=()
+  skip=false
+  for a in ${all_args[@]+"${all_args[@]}"}; do
+    if $skip; then skip=false; continue; fi
+    case $a in --seeds|--seed) skip=true ;; --seeds=*|--seed=*) ;; *) passed+=("$a") ;; esac
+  done
+  runs=()
+  for s in $seeds; do
+    d=runs/$profile/seed$s
+    step mkdir -p "$d"
+    step cp -r run.sh path.sh cmd.sh conf "$d/"
+    step ln -sfn "$(cd tools && pwd -P)" "$d/tools"
+    log "seed $s: bash run.sh --seed $s ${passed[*]-} (in $d)"
+    if ! $dry_run; then (cd "$d" && bash run.sh --seed "$s" ${passed[@]+"${passed[@]}"}); fi
+    runs+=("$d")
+  done
+  step python -m wesv.bin.aggregate_results --out "runs/$profile/RESULTS.md" \
+    --title "The $profile profile over seeds $seeds" "${runs[@]}"
+  exit 0
+fi
 
 
 # score_eval SYSTEM DIR [SCORE ARGS...]: score data/test/trials with DIR/emb/test, then EER/minDCF/DET into
@@ -96,17 +134,36 @@ fi
 
 if begin 3 "supervised reference ($exp/supervised)" "$exp/supervised"; then
   system_begin "$exp/supervised"
-  train conf/supervised.yaml "$exp/supervised"
+  train conf/supervised.yaml "$exp/supervised" --seed "$seed" $supervised_opts
   evaluate supervised "$exp/supervised"
   finish
 fi
 
-# pseudo_round R PREV: round R of pseudo-labelling from the model in PREV. Cluster PREV's train embeddings into
-# $exp/data/train_roundR (a data dir whose utt2spk holds cluster ids; the true utt2spk is read only to measure NMI),
-# train the classifier on it starting from PREV's encoder, evaluate. Each step is skipped when its output exists
-# (and is not older than its input), so a killed round resumes where it stopped.
+# cluster_extras LABELS: the results-table fields of a round's clusters (AMI and NMI against the true speakers).
+cluster_extras() {
+  local nmi ami
+  nmi=$($dry_run && echo 0 || python -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["metrics"]["nmi"], 4))' "$1/cluster_report.json")
+  ami=$($dry_run && echo 0 || python -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["metrics"]["ami"], 4))' "$1/cluster_report.json")
+  metrics_extra=(--extra "AMI=$ami" --extra "NMI=$nmi")
+}
+
+# gate_extras DIR: measure a DLG-LC run's loss-gate against the true labels (offline) and add its last epoch's
+# precision to the results-table fields.
+gate_extras() {
+  step python -m wesv.bin.loss_gate_report --exp-dir "$1" --truth-utt2spk data/train/utt2spk
+  local precision
+  precision=$($dry_run && echo 0 || python -c 'import json,sys; p=json.load(open(sys.argv[1]))["epochs"][-1]["gate_precision"]; print("-" if p is None else round(p, 4))' "$1/loss_gate/report.json")
+  metrics_extra+=(--extra "gate precision=$precision")
+}
+
+# pseudo_round R PREV CONF KIND NAME: round R of pseudo-labelling from the model in PREV with config CONF. Cluster
+# PREV's train embeddings into $exp/data/train_KIND_R (a data dir whose utt2spk holds cluster ids; the true utt2spk
+# is read only to measure NMI), train on it into $exp/KIND_R starting from PREV's encoder, evaluate. Each step is
+# skipped when its output exists (and is not older than its input), so a killed round resumes where it stopped.
+# A DLG-LC round also measures its loss-gate against the true labels (wesv.bin.loss_gate_report, offline).
 pseudo_round() {
-  local r=$1 prev=$2 dir=$exp/round$1 labels=$exp/data/train_round$1
+  local r=$1 prev=$2 conf=$3 kind=$4 name=$5
+  local dir=$exp/${kind}$r labels=$exp/data/train_${kind}$r
   system_begin "$dir"
   extract "$prev" train
   if up_to_date "$labels/cluster_report.json" "$prev/emb/train/xvector.scp" "$labels"; then
@@ -116,53 +173,139 @@ pseudo_round() {
       --algorithm kmeans_ahc --num-clusters "$num_clusters" --truth-utt2spk data/train/utt2spk
     produced_paths+=("$labels/cluster_report.json")
   fi
-  train conf/pseudo.yaml "$dir" --data.train "$labels" --init-from "$prev/encoder.pt"
-  local nmi ami
-  nmi=$($dry_run && echo 0 || python -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["metrics"]["nmi"], 4))' "$labels/cluster_report.json")
-  ami=$($dry_run && echo 0 || python -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["metrics"]["ami"], 4))' "$labels/cluster_report.json")
-  metrics_extra=(--extra "AMI=$ami" --extra "NMI=$nmi")
-  evaluate "pseudo-labels round $r" "$dir"
+  train "$conf" "$dir" --data.train "$labels" --init-from "$prev/encoder.pt" --seed "$seed" $pseudo_opts
+  cluster_extras "$labels"
+  [[ $kind == dlg* ]] && gate_extras "$dir"
+  evaluate "$name" "$dir"
   metrics_extra=()
+}
+
+# pseudo_rounds FIRST STAGE_KIND CONF NAME: $num_rounds rounds from the model in FIRST, then the purity plot.
+pseudo_rounds() {
+  local prev=$1 kind=$2 conf=$3 name=$4
+  for r in $(seq 1 "$num_rounds"); do
+    pseudo_round "$r" "$prev" "$conf" "$kind" "$name round $r"
+    prev=$exp/$kind$r
+  done
+  step python -m wesv.bin.plot_rounds --reports $(for r in $(seq 1 "$num_rounds"); do echo "$exp/data/train_$kind$r/cluster_report.json"; done) \
+    --out "$exp/purity_${kind}s.png"
+}
+
+# round_outputs KIND: what a stage of rounds writes (moved aside by --force)
+round_outputs() {
+  for r in $(seq 1 "$num_rounds"); do echo "$exp/$1$r $exp/data/train_$1$r"; done
+  echo "$exp/purity_${1}s.png"
 }
 
 if begin 4 "DINO ($exp/dino)" "$exp/dino"; then
   system_begin "$exp/dino"
-  train conf/dino.yaml "$exp/dino"
+  train conf/dino.yaml "$exp/dino" --seed "$seed" $dino_opts
   evaluate DINO "$exp/dino"
   finish
 fi
 
 if begin 5 "MoCo ($exp/moco)" "$exp/moco"; then
   system_begin "$exp/moco"
-  train conf/moco.yaml "$exp/moco"
+  train conf/moco.yaml "$exp/moco" --seed "$seed" $moco_opts
   evaluate MoCo "$exp/moco"
   finish
 fi
 
 if begin 6 "supervised reference initialised from MoCo ($exp/supervised_moco_init)" "$exp/supervised_moco_init"; then
   system_begin "$exp/supervised_moco_init"
-  train conf/supervised.yaml "$exp/supervised_moco_init" --init-from "$exp/moco/encoder.pt"
+  train conf/supervised.yaml "$exp/supervised_moco_init" --init-from "$exp/moco/encoder.pt" --seed "$seed" \
+    $supervised_opts
   evaluate "supervised (MoCo init)" "$exp/supervised_moco_init"
   finish
 fi
 
 if begin 7 "iterative pseudo-labels from DINO: $num_rounds rounds of cluster -> train -> evaluate" \
-    $(for r in $(seq 1 "$num_rounds"); do echo "$exp/round$r $exp/data/train_round$r"; done) \
-    "$exp/purity_rounds.png"; then
+    $(round_outputs round); then
+  pseudo_rounds "$exp/dino" round conf/pseudo.yaml "pseudo-labels"
+  finish
+fi
+
+if begin 8 "DLG-LC pseudo-labels from DINO: $num_rounds rounds with the loss-gate and label correction" \
+    $(round_outputs dlg_round); then
+  pseudo_rounds "$exp/dino" dlg_round conf/dlg_lc.yaml "DLG-LC"
+  finish
+fi
+
+# mm_round R PREV: a multi-modal DLG-LC round. Cluster the fused train embeddings of PREV (its audio embeddings and
+# its face branch's, or the mean face frames when PREV has no face branch) into $exp/data/train_mm_roundR, train
+# conf/dlg_lc_mm.yaml's audio and face branches on them (audio from PREV's encoder), evaluate on audio alone.
+mm_round() {
+  local r=$1 prev=$2 dir=$exp/mm_round$1 labels=$exp/data/train_mm_round$1 face_emb=$2/emb/train_face
+  system_begin "$dir"
+  extract "$prev" train
+  local branch=()
+  [ -f "$prev/branch_face.pt" ] && branch=(--model "$prev/branch_face.pt")
+  if up_to_date "$face_emb/xvector.scp" "$prev/encoder.pt" "$face_emb"; then
+    log "$face_emb/xvector.scp is there; not extracting again"
+  else
+    step python -m wesv.bin.extract_stream ${branch[@]+"${branch[@]}"} --data data/train \
+      --stream data/train/face.scp --out "$face_emb"
+  fi
+  if up_to_date "$labels/cluster_report.json" "$face_emb/xvector.scp" "$labels"; then
+    log "$labels/cluster_report.json is there; not clustering again"
+  else
+    step python -m wesv.bin.cluster --emb "$prev/emb/train/xvector.scp" --emb "$face_emb/xvector.scp" \
+      --emb-weights "1,$face_weight" --data data/train --out "$labels" --algorithm kmeans_ahc \
+      --num-clusters "$num_clusters" --truth-utt2spk data/train/utt2spk
+    produced_paths+=("$labels/cluster_report.json")
+  fi
+  train conf/dlg_lc_mm.yaml "$dir" --data.train "$labels" --method.stream_dir data/train \
+    --init-from "$prev/encoder.pt" --seed "$seed" $pseudo_opts
+  cluster_extras "$labels"
+  gate_extras "$dir"
+  evaluate "multi-modal DLG-LC round $r" "$dir"
+  metrics_extra=()
+}
+
+if begin 9 "multi-modal DLG-LC from DINO: $num_rounds rounds, audio + face branches, fused clustering" \
+    $(round_outputs mm_round) "$exp/mm_fusion"; then
   prev=$exp/dino
   for r in $(seq 1 "$num_rounds"); do
-    pseudo_round "$r" "$prev"
-    prev=$exp/round$r
+    mm_round "$r" "$prev"
+    prev=$exp/mm_round$r
   done
-  step python -m wesv.bin.plot_rounds --reports $(for r in $(seq 1 "$num_rounds"); do echo "$exp/data/train_round$r/cluster_report.json"; done) \
-    --out "$exp/purity_rounds.png"
+  step python -m wesv.bin.plot_rounds --reports $(for r in $(seq 1 "$num_rounds"); do echo "$exp/data/train_mm_round$r/cluster_report.json"; done) \
+    --out "$exp/purity_mm_rounds.png"
+  # The last round's audio and face scores fused (z-normalised, equal weights): the audio+visual row.
+  system_begin "$exp/mm_fusion"
+  step python -m wesv.bin.extract_stream --model "$prev/branch_face.pt" --data data/test \
+    --stream data/test/face.scp --out "$exp/mm_fusion/emb/test_face"
+  step python -m wesv.bin.score --trials data/test/trials --enroll-emb "$exp/mm_fusion/emb/test_face/xvector.scp" \
+    --test-emb "$exp/mm_fusion/emb/test_face/xvector.scp" --out "$exp/mm_fusion/scores/face.score"
+  step python -m wesv.bin.fuse_scores --scores "$prev/scores/test.score" "$exp/mm_fusion/scores/face.score" \
+    --out "$exp/mm_fusion/scores/test.score"
+  secs=$(system_seconds)
+  step python -m wesv.bin.compute_metrics --trials data/test/trials --scores "$exp/mm_fusion/scores/test.score" \
+    --det-png "$exp/mm_fusion/eval/test_det.png" --json "$exp/mm_fusion/eval/test.json" \
+    --system "multi-modal DLG-LC round $num_rounds, audio + face score fusion" --extra "wall time (s)=$secs"
+  finish
+fi
+
+if $controls && begin 10 "controls of round 1: shuffled cluster ids, and the true labels (oracle)" \
+    "$exp/control_shuffled" "$exp/data/train_round1_shuffled" "$exp/oracle_labels"; then
+  [ -f "$exp/data/train_round1/utt2spk" ] || $dry_run || { log "no $exp/data/train_round1: run stage 7 first"; exit 1; }
+  system_begin "$exp/control_shuffled"
+  step python -m wesv.bin.shuffle_labels --data "$exp/data/train_round1" --out "$exp/data/train_round1_shuffled" \
+    --seed "$seed"
+  train conf/pseudo.yaml "$exp/control_shuffled" --data.train "$exp/data/train_round1_shuffled" \
+    --init-from "$exp/dino/encoder.pt" --seed "$seed" $pseudo_opts
+  evaluate "control: round 1 on shuffled cluster ids" "$exp/control_shuffled"
+  system_begin "$exp/oracle_labels"
+  train conf/pseudo.yaml "$exp/oracle_labels" --data.train data/train --init-from "$exp/dino/encoder.pt" \
+    --seed "$seed" $pseudo_opts
+  evaluate "oracle: round 1 on true labels (uses labels)" "$exp/oracle_labels"
   finish
 fi
 
 if begin 20 "results table" "$exp/RESULTS.md" "$exp/det.png"; then
   # The systems in the order of the stages; any other system evaluated into $exp/*/eval/ comes after them.
   results=()
-  for d in baseline supervised dino moco supervised_moco_init $(for r in $(seq 1 "$num_rounds"); do echo round$r; done); do
+  for d in baseline supervised dino moco supervised_moco_init $(for k in round dlg_round; do for r in $(seq 1 "$num_rounds"); do echo $k$r; done; done) $(for r in $(seq 1 "$num_rounds"); do echo mm_round$r; done) mm_fusion control_shuffled oracle_labels; do
     [ -f "$exp/$d/eval/test.json" ] && results+=("$exp/$d/eval/test.json")
   done
   for j in "$exp"/*/eval/test.json; do

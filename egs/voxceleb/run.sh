@@ -22,7 +22,8 @@
 #   13  iterative pseudo-labels from DINO, $num_rounds rounds; round R: extract VoxCeleb2-dev with the previous
 #       model, cluster it (k-means to $num_kmeans, then AHC of the centroids to $num_clusters) into
 #       $exp/data/vox2_dev_roundR, train $pseudo_config from the previous encoder, evaluate (with the NMI of the
-#       clusters against $truth_utt2spk); then the NMI / purity plot over rounds ($exp/pseudo_rounds.png)
+#       clusters against $truth_utt2spk); then the NMI / purity plot over rounds ($exp/pseudo_rounds.png).
+#       --dlg_lc true: the rounds train $dlg_config (loss-gate + label correction) into $exp/dlg_roundR instead
 #   20  results table $exp/RESULTS.md of every system's $exp/*/eval/vox1_{O,E,H}.json
 # A finished stage leaves $exp/.done/stage_N (its wall time in seconds, summed over resumed runs) and is skipped
 # next time unless --force true, which reruns every selected stage whole: its old outputs are moved aside to
@@ -53,6 +54,8 @@ moco_config=conf/moco_ecapa512.yaml
 supervised_ssl_config=conf/supervised_ecapa512.yaml   # stage 12: its encoder must equal the MoCo config's
 pseudo_config=conf/pseudo_ecapa512.yaml   # its encoder must equal the DINO config's (ResNet34: *_resnet34.yaml)
 num_rounds=2          # pseudo-label rounds after DINO (METHODS.md: 2-5)
+dlg_lc=false          # true: the rounds train $dlg_config (loss-gate + label correction) into $exp/dlg_roundR
+dlg_config=conf/dlg_lc_ecapa512.yaml   # DLG-LC rounds; its encoder must equal the DINO config's
 num_clusters=7500     # pseudo-speakers per round (VoxCeleb2-dev has 5,994 speakers; SSL stages do not know that)
 num_kmeans=50000      # k-means clusters before the agglomeration of their centroids down to $num_clusters
 truth_utt2spk=data/vox2_dev/utt2spk   # true labels, read only to measure NMI / purity; empty: no labels
@@ -160,14 +163,15 @@ print(round(r["metrics"][sys.argv[2]], 4))' "$1" "$2"
 }
 
 # pseudo_round R PREV: round R of pseudo-labelling from the model in PREV. Cluster PREV's VoxCeleb2-dev embeddings
-# into $exp/data/vox2_dev_roundR (a data dir whose utt2spk holds cluster ids, beside the models it came from;
-# $truth_utt2spk is read only to measure NMI / purity), train $pseudo_config on it from PREV's encoder into
-# $exp/pseudo_roundR, evaluate. Each step is skipped when its output exists and is not older than its input
-# (training resumes), so a killed round goes on where it stopped.
+# into $exp/data/vox2_dev_{KIND}R (a data dir whose utt2spk holds cluster ids, beside the models it came from;
+# $truth_utt2spk is read only to measure NMI / purity), train $round_config on it from PREV's encoder into
+# $exp/{pseudo,dlg}_roundR, evaluate. Each step is skipped when its output exists and is not older than its input
+# (training resumes), so a killed round goes on where it stopped. DLG-LC rounds (--dlg_lc true) also measure the
+# loss-gate's precision against $truth_utt2spk when it is given (offline, wesv.bin.loss_gate_report).
 pseudo_round() {
-  local r=$1 prev=$2 dir=$exp/pseudo_round$1 labels=$exp/data/vox2_dev_round$1
+  local r=$1 prev=$2 dir=$exp/${round_kind}_round$1 labels=$exp/data/vox2_dev_${label_kind}round$1
   [ -f "$prev/encoder.pt" ] || $dry_run || { log "no $prev/encoder.pt: train it first (stage 10: DINO)"; exit 1; }
-  log "pseudo-label round $r of $num_rounds: from $prev"
+  log "$round_name round $r of $num_rounds: from $prev"
   system_begin "$dir"
   extract "$prev" vox2_dev
   local truth=()
@@ -181,22 +185,30 @@ pseudo_round() {
   fi
   [ -z "$truth_utt2spk" ] || metrics_extra=(--extra "AMI=$(cluster_metric "$labels/cluster_report.json" ami)"
                                               --extra "NMI=$(cluster_metric "$labels/cluster_report.json" nmi)")
-  train_eval "pseudo-labels round $r" "$dir" "$pseudo_config" --data.train "$labels" --init-from "$prev/encoder.pt"
+  train_eval "$round_name round $r" "$dir" "$round_config" --data.train "$labels" --init-from "$prev/encoder.pt"
+  if $dlg_lc && [ -n "$truth_utt2spk" ]; then
+    step python -m wesv.bin.loss_gate_report --exp-dir "$dir" --truth-utt2spk "$truth_utt2spk"
+  fi
   metrics_extra=()
 }
 
-if begin 13 "iterative pseudo-labels from DINO: $num_rounds rounds of extract -> cluster -> train -> evaluate" \
-    $(for r in $(seq 1 "$num_rounds"); do echo "$exp/pseudo_round$r $exp/data/vox2_dev_round$r"; done) \
-    "$exp/pseudo_rounds.png"; then
+if $dlg_lc; then
+  round_kind=dlg label_kind=dlg_ round_config=$dlg_config round_name=DLG-LC
+else
+  round_kind=pseudo label_kind="" round_config=$pseudo_config round_name=pseudo-labels
+fi
+if begin 13 "iterative $round_name from DINO: $num_rounds rounds of extract -> cluster -> train -> evaluate" \
+    $(for r in $(seq 1 "$num_rounds"); do echo "$exp/${round_kind}_round$r $exp/data/vox2_dev_${label_kind}round$r"; done) \
+    "$exp/${round_kind}_rounds.png"; then
   prev=$exp/dino
   for r in $(seq 1 "$num_rounds"); do
     pseudo_round "$r" "$prev"
-    prev=$exp/pseudo_round$r
+    prev=$exp/${round_kind}_round$r
   done
   if [ -n "$truth_utt2spk" ]; then
     reports=()
-    for r in $(seq 1 "$num_rounds"); do reports+=("$exp/data/vox2_dev_round$r/cluster_report.json"); done
-    step python -m wesv.bin.plot_rounds --reports "${reports[@]}" --out "$exp/pseudo_rounds.png"
+    for r in $(seq 1 "$num_rounds"); do reports+=("$exp/data/vox2_dev_${label_kind}round$r/cluster_report.json"); done
+    step python -m wesv.bin.plot_rounds --reports "${reports[@]}" --out "$exp/${round_kind}_rounds.png"
   fi
   finish
 fi

@@ -54,25 +54,35 @@ class LabelledCropDataset(Dataset):
     def __len__(self) -> int:
         return len(self.utts)
 
-    def _crop(self, index: int, rng: np.random.Generator) -> np.ndarray:
+    def _crop(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+        """The random crop of sample ``index`` and its first sample in the utterance (0 when repeated / padded)."""
         spec, utt, n = self.specs[index], self.utts[index], self.num_samples
         if self._plain[index] and not self.resample:
             total = audio_num_samples(spec)
             if total > n:
                 start = int(rng.integers(0, total - n + 1))
-                return load_audio(spec, self.sample_rate, start=start, num_samples=n, utt=utt)
+                return load_audio(spec, self.sample_rate, start=start, num_samples=n, utt=utt), start
         wave = load_audio(spec, self.sample_rate, resample=self.resample, utt=utt)
-        return crop(wave, n, rng, short=self.short, utt=utt, min_samples=self.min_samples)
+        if len(wave) >= n:  # the draw crop() would make, kept here to know where the crop starts
+            start = int(rng.integers(0, len(wave) - n + 1))
+            return wave[start:start + n].copy(), start
+        return crop(wave, n, rng, short=self.short, utt=utt, min_samples=self.min_samples), 0
 
     def __getitem__(self, index: int) -> dict:
         index = int(index)
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        clean = np.ascontiguousarray(self._crop(index, rng), dtype=np.float32)
+        clean, start = self._crop(index, rng)
+        clean = np.ascontiguousarray(clean, dtype=np.float32)
         wave = clean if self.augmenter is None else np.ascontiguousarray(self.augmenter(clean, rng), np.float32)
         sample = {"wave": wave, "label": int(self.labels[index]), "index": index, "utt": self.utts[index]}
         if self.return_clean:
             sample["clean"] = clean
+        sample.update(self.extras(index, start))
         return sample
+
+    def extras(self, index: int, start: int) -> dict:
+        """More of sample ``index`` given where its crop starts (subclasses: feature streams); none here."""
+        return {}
 
     @staticmethod
     def collate_fn(samples: list[dict]) -> dict:
@@ -86,9 +96,11 @@ class LabelledCropDataset(Dataset):
         return batch
 
 
-def build_labelled_dataset(data_cfg, augmenter: Callable | None, seed: int,
-                           return_clean: bool = False) -> LabelledCropDataset:
-    """The labelled crop dataset of ``data_cfg.train`` (wav.scp + utt2spk), crops of ``data_cfg.crop_seconds``."""
+def build_labelled_dataset(data_cfg, augmenter: Callable | None, seed: int, return_clean: bool = False,
+                           streams: list[str] | None = None, stream_dir: str | None = None) -> LabelledCropDataset:
+    """The labelled crop dataset of ``data_cfg.train`` (wav.scp + utt2spk), crops of ``data_cfg.crop_seconds``;
+    with ``streams``, also the frames of ``stream_dir/NAME.scp`` (default: in data.train) under each crop
+    (``StreamCropDataset``; a pseudo-label dir has no streams of its own, so the source dir is named)."""
     train = data_cfg.train
     paths = {name: os.path.join(train, name) for name in ("wav.scp", "utt2spk")}
     for name, path in paths.items():
@@ -96,6 +108,55 @@ def build_labelled_dataset(data_cfg, augmenter: Callable | None, seed: int,
             what = "speaker or cluster labels" if name == "utt2spk" else "audio"
             raise WesvError(f"{where(path)}: missing ({what}); data.train must be a Kaldi data dir with "
                             "wav.scp and utt2spk")
-    return LabelledCropDataset(read_scp(paths["wav.scp"]), read_utt2spk(paths["utt2spk"]), data_cfg.crop_samples,
-                               augmenter, seed, data_cfg.sample_rate, data_cfg.short, data_cfg.resample,
-                               return_clean)
+    args = (read_scp(paths["wav.scp"]), read_utt2spk(paths["utt2spk"]), data_cfg.crop_samples, augmenter, seed,
+            data_cfg.sample_rate, data_cfg.short, data_cfg.resample, return_clean)
+    if not streams:
+        return LabelledCropDataset(*args)
+    from wesv.data.streams import Stream
+
+    opened = {}
+    for name in streams:
+        scp = os.path.join(stream_dir or train, f"{name}.scp")
+        if not os.path.isfile(scp):
+            raise WesvError(f"{scp}: missing; method.streams names {name!r}: set method.stream_dir to the data dir "
+                            f"holding {name}.scp (a kaldiio scp of per-utterance (frames, dim) matrices)")
+        opened[name] = Stream(scp)
+    return StreamCropDataset(*args, streams=opened)
+
+
+class StreamCropDataset(LabelledCropDataset):
+    """A labelled crop plus, per feature stream (seam 11), the frames covering the crop's time span.
+
+    Sample ``i`` adds ``"stream_NAME"``: float32 ``(frames, dim)``, or None when the utterance lacks the stream.
+    A batch has ``"stream_NAME"`` ``(B, frames, dim)`` (zeros where missing) and ``"stream_NAME_mask"`` (B,) bool.
+    """
+
+    def __init__(self, *args, streams: dict | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.streams = dict(streams or {})
+        self.stream_dims = {}
+        for name, stream in self.streams.items():
+            first = next((u for u in self.utts if u in stream), None)
+            if first is None:
+                raise WesvError(f"{stream.scp}: no utterance of the training data has the {name} stream")
+            self.stream_dims[name] = stream[first].shape[1]
+
+    def extras(self, index: int, start: int) -> dict:
+        """The frames of each stream under the crop (None where the utterance has no such stream)."""
+        utt, start_s, dur_s = self.utts[index], start / self.sample_rate, self.num_samples / self.sample_rate
+        return {f"stream_{name}": (stream.frames_for(utt, start_s, dur_s) if utt in stream else None)
+                for name, stream in self.streams.items()}
+
+    def collate_fn(self, samples: list[dict]) -> dict:
+        """The labelled batch plus ``stream_NAME`` (B, frames, dim) and its presence mask per stream."""
+        batch = LabelledCropDataset.collate_fn(samples)
+        for name, stream in self.streams.items():
+            key = f"stream_{name}"
+            frames = stream.num_frames(self.num_samples / self.sample_rate)
+            out = np.zeros((len(samples), frames, self.stream_dims[name]), dtype=np.float32)
+            present = np.zeros(len(samples), dtype=bool)
+            for i, s in enumerate(samples):
+                if s[key] is not None:
+                    out[i], present[i] = s[key], True
+            batch[key], batch[f"{key}_mask"] = torch.from_numpy(out), torch.from_numpy(present)
+        return batch

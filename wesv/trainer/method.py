@@ -41,6 +41,8 @@ class DataInfo:
 
     num_samples: int
     num_classes: int = 0  # speakers or clusters in the training data dir's utt2spk; 0 when labels are not used
+    utts: list[str] | None = None  # utterance ids in dataset index order, for methods that write per-sample files
+    stream_dims: dict[str, int] | None = None  # frame dimension of each feature stream (multi-modal methods)
 
 
 class Method(nn.Module):
@@ -52,6 +54,8 @@ class Method(nn.Module):
 
     #: Whether the method reads the data dir's utt2spk (SSL methods must not).
     uses_labels: bool = False
+    #: Where the method may write its own per-epoch files (the exp dir on rank 0, None elsewhere); set by the trainer.
+    artifact_dir: str | None = None
 
     def __init__(self, cfg: Any, encoder: nn.Module, data_info: DataInfo):
         super().__init__()

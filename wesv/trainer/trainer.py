@@ -146,6 +146,7 @@ class Trainer:
             load_init_weights(encoder, cfg.trainer.init_from, cfg.encoder.name)
         self.method: Method = method_cls(cfg.method, encoder, data_info).to(self.device)
         self.method.sample_state.to(self.device)
+        self.method.artifact_dir = self.exp_dir if env.is_main else None
         self._synced_buffers = resolve_synced_buffers(self.method, self.method.synced_buffers())
         self.model: nn.Module = self.method
         self._ddp_signature: tuple | None = None
