@@ -275,7 +275,7 @@ def test_mini_recipe_dry_run_every_stage(recipe):
     assert commands(r.stderr) == [] and "already done" in r.stderr
     r = run(["bash", "run.sh", "--dry_run", "true", "--stage", "3", "--stop_stage", "3", "--force", "true"], d)
     assert commands(r.stderr)[0] == (
-        "python -m wesv.bin.train --config conf/supervised.yaml --exp-dir exp/supervised --resume")
+        "python -m wesv.bin.train --config conf/supervised.yaml --exp-dir exp/supervised --resume --seed 0")
 
 
 def bare_env(tmp_path, python: str | None = None) -> dict:
