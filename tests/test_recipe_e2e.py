@@ -13,7 +13,8 @@ TINY_CORPUS = ("--num-train-speakers 6 --utts-per-speaker 4 --num-test-speakers 
                "--rirs-per-room 1 --num-workers 1")
 TINY_TRAINING = "--trainer.epochs 1 --data.batch_size 8 --data.num_workers 0 --trainer.progress false"
 SYSTEMS = ["baseline", "supervised", "DINO", "MoCo", "supervised (MoCo init)", "pseudo-labels round 1",
-           "pseudo-labels round 2", "DLG-LC round 1", "DLG-LC round 2"]
+           "pseudo-labels round 2", "DLG-LC round 1", "DLG-LC round 2", "multi-modal DLG-LC round 1",
+           "multi-modal DLG-LC round 2", "multi-modal DLG-LC round 2, audio + face score fusion"]
 
 
 def _run_recipe(recipe: str, *extra: str) -> subprocess.CompletedProcess:
@@ -46,9 +47,12 @@ def test_mini_recipe_end_to_end(tmp_path):
     assert "NMI" in round1["extra"]
     dlg1 = json.loads((recipe / "exp" / "dlg_round1" / "eval" / "test.json").read_text())
     assert "gate precision" in dlg1["extra"] and (recipe / "exp" / "dlg_round1" / "loss_gate" / "report.json").is_file()
+    assert (recipe / "exp" / "mm_round2" / "branch_face.pt").is_file()
+    fused = json.loads((recipe / "exp" / "data" / "train_mm_round1" / "cluster_report.json").read_text())
+    assert len(fused["embeddings"]) == 2 and fused["emb_weights"] == [1.0, 1.0]  # audio + mean face frames
 
     # Every stage has its marker: a rerun does nothing and says so.
     again = _run_recipe(str(recipe))
     assert again.returncode == 0, again.stderr[-4000:]
-    assert again.stderr.count("already done") == 9  # stages 1-8 and 20
+    assert again.stderr.count("already done") == 10  # stages 1-9 and 20 (10, the controls, is off in the demo)
     assert "wesv.bin.train" not in again.stderr

@@ -6,18 +6,6 @@ import sys
 FORMAT = "%(asctime)s %(levelname)s [%(name)s] %(message)s"
 
 
-class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is now (not the stream of set-up time, which a test may have closed)."""
-
-    @property
-    def stream(self):  # type: ignore[override]
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value) -> None:
-        pass
-
-
 def get_logger(name: str = "wesv") -> logging.Logger:
     """Return a logger under the ``wesv`` hierarchy."""
     return logging.getLogger(name if name.startswith("wesv") else f"wesv.{name}")
