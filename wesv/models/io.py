@@ -34,19 +34,28 @@ def build_encoder(name: str, cfg: Any = None) -> nn.Module:
 
 
 def save_encoder(path: str, encoder: nn.Module) -> None:
-    """Write the encoder's registry name, config and weights to ``path`` atomically (temp file, then rename)."""
+    """Write the encoder's registry name, config and weights to ``path`` atomically (temp file, then rename).
+
+    An encoder's ``export_files`` may first write parts beside ``path`` (a fine-tuned transformers model): the file
+    then names them by config paths relative to its own directory and leaves their weights out.
+    """
     name = getattr(encoder, "registry_name", "")
     if not name or not dataclasses.is_dataclass(getattr(encoder, "cfg", None)):
         raise ValueError("save_encoder needs a module made by build_encoder (registry_name and cfg are missing)")
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    files = encoder.export_files(directory) if hasattr(encoder, "export_files") else {}
+    config = {**to_dict(encoder.cfg), **files.get("config", {})}
+    external = tuple(files.get("external_prefixes", ()))
     payload = {
         "format": FORMAT,
         "version": VERSION,
         "name": name,
-        "config": to_dict(encoder.cfg),
-        "state_dict": {k: v.detach().cpu() for k, v in encoder.state_dict().items()},
+        "config": config,
+        "state_dict": {k: v.detach().cpu() for k, v in encoder.state_dict().items() if not k.startswith(external)},
+        "relative_paths": list(files.get("relative_paths", [])),
+        "external_prefixes": list(external),
     }
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".encoder.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -89,8 +98,15 @@ def load_encoder(path: str, map_location: Any = "cpu") -> nn.Module:
         raise WesvError(f"{path}: encoder file version {payload['version']} is newer than this wesv "
                         f"(reads {VERSION}); upgrade wesv")
     try:
-        model = build_encoder(payload["name"], payload["config"])
-        model.load_state_dict(payload["state_dict"])
+        config = dict(payload["config"])
+        for key in payload.get("relative_paths", []):  # parts saved beside the encoder file
+            config[key] = os.path.join(os.path.dirname(os.path.abspath(path)), config[key])
+        model = build_encoder(payload["name"], config)
+        external = tuple(payload.get("external_prefixes", []))
+        result = model.load_state_dict(payload["state_dict"], strict=not external)
+        missing = [k for k in result.missing_keys if not k.startswith(external)]
+        if missing or result.unexpected_keys:
+            raise RuntimeError(f"missing keys {missing[:3]}, unexpected keys {result.unexpected_keys[:3]}")
     except (KeyError, RuntimeError) as err:
         raise WesvError(f"{path}: encoder file does not match its architecture ({err})") from None
     except WesvError as err:
