@@ -117,3 +117,15 @@ def test_export_reloads_from_exp_dir_alone(tmp_path):
         again = load_encoder(str(moved / "encoder.pt"))(wave)
         assert torch.allclose(enc(wave), again, atol=1e-5)
     assert sorted(os.listdir(moved)) == ["encoder.pt", "ssl_model"]  # no temp dirs left behind
+
+
+def test_a_replaced_or_missing_ssl_model_is_refused(tmp_path):
+    src = make_tiny_ssl(str(tmp_path / "pretrained"), "wavlm")
+    save_encoder(str(tmp_path / "a" / "encoder.pt"), build_encoder("ssl_mhfa", ssl_encoder_config(src)))
+    other = make_tiny_ssl(str(tmp_path / "other"), "wavlm", seed=1)
+    shutil.rmtree(tmp_path / "a" / "ssl_model")
+    with pytest.raises(WesvError, match="needs .*ssl_model beside it"):
+        load_encoder(str(tmp_path / "a" / "encoder.pt"))
+    shutil.copytree(other, tmp_path / "a" / "ssl_model")
+    with pytest.raises(WesvError, match="not the one this encoder file was written with"):
+        load_encoder(str(tmp_path / "a" / "encoder.pt"))

@@ -86,7 +86,8 @@ class Encoder(nn.Module):
         """Write what the encoder file should not hold (e.g. a ``save_pretrained`` model) into ``directory``.
 
         Returns ``{"config": overrides, "relative_paths": [config keys relative to the encoder file's directory],
-        "external_prefixes": [state-dict prefixes left out of the file]}``; the default writes nothing.
+        "external_prefixes": [state-dict prefixes left out of the file], "files": [written paths, relative to
+        directory, whose digest the file keeps and checks on load]}``; the default writes nothing.
         """
         return {}
 

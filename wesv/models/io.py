@@ -1,5 +1,6 @@
 """Build encoders by registry name, and save/load them as one self-describing file (name, config, weights)."""
 import dataclasses
+import hashlib
 import os
 import pickle
 import tempfile
@@ -55,6 +56,8 @@ def save_encoder(path: str, encoder: nn.Module) -> None:
         "state_dict": {k: v.detach().cpu() for k, v in encoder.state_dict().items() if not k.startswith(external)},
         "relative_paths": list(files.get("relative_paths", [])),
         "external_prefixes": list(external),
+        # the parts beside the file change its digest (extraction fingerprints) and are checked on load
+        "external_sha1": {rel: tree_sha1(os.path.join(directory, rel)) for rel in files.get("files", [])},
     }
     fd, tmp = tempfile.mkstemp(prefix=".encoder.", suffix=".tmp", dir=directory)
     try:
@@ -64,6 +67,19 @@ def save_encoder(path: str, encoder: nn.Module) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def tree_sha1(path: str) -> str:
+    """SHA-1 over a file, or over a directory's relative file names and contents (sorted)."""
+    digest = hashlib.sha1()
+    paths = [path] if os.path.isfile(path) else sorted(
+        os.path.join(root, name) for root, _, names in os.walk(path) for name in names)
+    for p in paths:
+        digest.update(os.path.relpath(p, path).encode() + b"\0")
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def _looks_like_text(path: str) -> bool:
@@ -97,10 +113,19 @@ def load_encoder(path: str, map_location: Any = "cpu") -> nn.Module:
     if payload.get("version", 0) > VERSION:
         raise WesvError(f"{path}: encoder file version {payload['version']} is newer than this wesv "
                         f"(reads {VERSION}); upgrade wesv")
+    base = os.path.dirname(os.path.abspath(path))
+    for rel, sha1 in payload.get("external_sha1", {}).items():
+        part = os.path.join(base, rel)
+        if not os.path.exists(part):
+            raise WesvError(f"{path}: needs {part} beside it (written with the encoder file); copy the whole "
+                            "experiment dir")
+        if tree_sha1(part) != sha1:
+            raise WesvError(f"{path}: {part} is not the one this encoder file was written with (another export "
+                            "replaced it?); re-export the encoder")
     try:
         config = dict(payload["config"])
         for key in payload.get("relative_paths", []):  # parts saved beside the encoder file
-            config[key] = os.path.join(os.path.dirname(os.path.abspath(path)), config[key])
+            config[key] = os.path.join(base, config[key])
         model = build_encoder(payload["name"], config)
         external = tuple(payload.get("external_prefixes", []))
         result = model.load_state_dict(payload["state_dict"], strict=not external)

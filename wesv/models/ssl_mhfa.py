@@ -98,7 +98,7 @@ class SslMhfa(Encoder):
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.rmtree(old, ignore_errors=True)
         return {"config": {"model_dir": SSL_EXPORT_DIR}, "relative_paths": ["model_dir"],
-                "external_prefixes": ["frontend.model."]}
+                "external_prefixes": ["frontend.model."], "files": [SSL_EXPORT_DIR]}
 
 
 ENCODERS.register("ssl_mhfa", config=SslMhfaConfig)(SslMhfa)
