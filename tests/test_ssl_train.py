@@ -55,3 +55,20 @@ def test_per_part_lrs_l2sp_and_extraction_from_the_exp_dir(tmp_path):
     assert len(embs) == 12 and all(np.isfinite(v).all() and v.shape == (16,) for v in embs.values())
     with torch.no_grad():
         assert torch.allclose(load_encoder(os.path.join(exp, "encoder.pt"))(wave), before, atol=1e-5)
+
+
+def test_shipped_mhfa_configs_load_with_the_seed_settings():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    vox = load_config(os.path.join(root, "egs/voxceleb/conf/wavlm_mhfa.yaml"))
+    enc = vox.encoder.config
+    assert (vox.encoder.name, enc.backend, enc.heads, enc.compress_dim, enc.embed_dim) == ("ssl_mhfa", "mhfa", 64,
+                                                                                          128, 256)
+    assert vox.optim.name == "adamw" and vox.optim.lr * enc.ssl_lr_scale == pytest.approx(2e-5)
+    assert (enc.l2sp.alpha, enc.l2sp.form, vox.data.crop_seconds, vox.method.margin) == (0.01, "seed", 3.0, 0.2)
+    for name in ("egs/voxceleb/conf/mhfa_lmft.yaml", "egs/mini/conf/mhfa_lmft.yaml"):
+        lmft = load_config(os.path.join(root, name))
+        assert lmft.method.margin == 0.5 and lmft.encoder.name == "ssl_mhfa"
+    assert load_config(os.path.join(root, "egs/voxceleb/conf/mhfa_lmft.yaml")).data.crop_seconds == 6.0
+    mini = load_config(os.path.join(root, "egs/mini/conf/mhfa.yaml"))
+    lmft = load_config(os.path.join(root, "egs/mini/conf/mhfa_lmft.yaml"))
+    assert mini.encoder == lmft.encoder  # --init-from the last round needs the same encoder
