@@ -129,3 +129,20 @@ def test_a_replaced_or_missing_ssl_model_is_refused(tmp_path):
     shutil.copytree(other, tmp_path / "a" / "ssl_model")
     with pytest.raises(WesvError, match="not the one this encoder file was written with"):
         load_encoder(str(tmp_path / "a" / "encoder.pt"))
+
+
+def test_encoder_files_in_one_dir_keep_their_own_ssl_model(tmp_path):
+    src = make_tiny_ssl(str(tmp_path / "pretrained"), "wavlm")
+    enc = build_encoder("ssl_mhfa", ssl_encoder_config(src)).eval()
+    save_encoder(str(tmp_path / "e" / "encoder.pt"), enc)
+    with torch.no_grad():
+        for p in enc.frontend.model.parameters():
+            p.add_(0.1)
+    save_encoder(str(tmp_path / "e" / "encoder_avg.pt"), enc)  # e.g. average_model beside encoder.pt
+    assert sorted(os.listdir(tmp_path / "e")) == ["encoder.pt", "encoder_avg.pt", "encoder_avg.ssl_model",
+                                                  "ssl_model"]
+    wave = torch.randn(1, 4000)
+    with torch.no_grad():
+        a = load_encoder(str(tmp_path / "e" / "encoder.pt"))(wave)
+        b = load_encoder(str(tmp_path / "e" / "encoder_avg.pt"))(wave)
+    assert not torch.allclose(a, b) and torch.allclose(b, enc(wave), atol=1e-5)

@@ -82,8 +82,8 @@ class Encoder(nn.Module):
         """The training loss with the encoder's own penalty (e.g. L2-SP) and numbers to log; default unchanged."""
         return loss, {}
 
-    def export_files(self, directory: str) -> dict:
-        """Write what the encoder file should not hold (e.g. a ``save_pretrained`` model) into ``directory``.
+    def export_files(self, directory: str, name: str) -> dict:
+        """Write what encoder file ``name`` should not hold (e.g. a ``save_pretrained`` model) into ``directory``.
 
         Returns ``{"config": overrides, "relative_paths": [config keys relative to the encoder file's directory],
         "external_prefixes": [state-dict prefixes left out of the file], "files": [written paths, relative to

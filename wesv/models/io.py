@@ -3,7 +3,6 @@ import dataclasses
 import hashlib
 import os
 import pickle
-import tempfile
 from typing import Any
 
 import torch
@@ -45,7 +44,7 @@ def save_encoder(path: str, encoder: nn.Module) -> None:
         raise ValueError("save_encoder needs a module made by build_encoder (registry_name and cfg are missing)")
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    files = encoder.export_files(directory) if hasattr(encoder, "export_files") else {}
+    files = encoder.export_files(directory, os.path.basename(path)) if hasattr(encoder, "export_files") else {}
     config = {**to_dict(encoder.cfg), **files.get("config", {})}
     external = tuple(files.get("external_prefixes", ()))
     payload = {
@@ -59,9 +58,10 @@ def save_encoder(path: str, encoder: nn.Module) -> None:
         # the parts beside the file change its digest (extraction fingerprints) and are checked on load
         "external_sha1": {rel: tree_sha1(os.path.join(directory, rel)) for rel in files.get("files", [])},
     }
-    fd, tmp = tempfile.mkstemp(prefix=".encoder.", suffix=".tmp", dir=directory)
+    # pid-named, so the trainer's stale-temp cleanup (wesv.trainer.checkpoint.remove_stale_temps) knows it
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp.{os.getpid()}.pt")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "wb") as f:
             torch.save(payload, f)
         os.replace(tmp, path)
     finally:

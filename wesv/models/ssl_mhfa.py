@@ -83,11 +83,13 @@ class SslMhfa(Encoder):
             return loss, {}
         return self.l2sp.combine(loss)
 
-    def export_files(self, directory: str) -> dict:
-        """``save_pretrained`` the fine-tuned SSL model into ``directory/ssl_model`` (swapped in whole)."""
-        final = os.path.join(directory, SSL_EXPORT_DIR)
-        tmp = os.path.join(directory, f".{SSL_EXPORT_DIR}.tmp.{os.getpid()}")
-        old = os.path.join(directory, f".{SSL_EXPORT_DIR}.old.{os.getpid()}")
+    def export_files(self, directory: str, name: str = "encoder.pt") -> dict:
+        """``save_pretrained`` the fine-tuned SSL model beside encoder file ``name`` (swapped in whole): into
+        ``ssl_model/`` for ``encoder.pt``, ``STEM.ssl_model/`` for any other name (e.g. encoder_avg.pt)."""
+        rel = SSL_EXPORT_DIR if name == "encoder.pt" else f"{os.path.splitext(name)[0]}.{SSL_EXPORT_DIR}"
+        final = os.path.join(directory, rel)
+        tmp = os.path.join(directory, f".{rel}.tmp.{os.getpid()}")
+        old = os.path.join(directory, f".{rel}.old.{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         try:
             self.frontend.save_pretrained(tmp)
@@ -97,8 +99,8 @@ class SslMhfa(Encoder):
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.rmtree(old, ignore_errors=True)
-        return {"config": {"model_dir": SSL_EXPORT_DIR}, "relative_paths": ["model_dir"],
-                "external_prefixes": ["frontend.model."], "files": [SSL_EXPORT_DIR]}
+        return {"config": {"model_dir": rel}, "relative_paths": ["model_dir"],
+                "external_prefixes": ["frontend.model."], "files": [rel]}
 
 
 ENCODERS.register("ssl_mhfa", config=SslMhfaConfig)(SslMhfa)
