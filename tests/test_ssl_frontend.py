@@ -146,3 +146,19 @@ def test_encoder_files_in_one_dir_keep_their_own_ssl_model(tmp_path):
         a = load_encoder(str(tmp_path / "e" / "encoder.pt"))(wave)
         b = load_encoder(str(tmp_path / "e" / "encoder_avg.pt"))(wave)
     assert not torch.allclose(a, b) and torch.allclose(b, enc(wave), atol=1e-5)
+
+
+def test_gradient_checkpointing_same_gradients_and_bf16_autocast(wavlm_dir):
+    grads = []
+    for ckpt in (False, True):
+        torch.manual_seed(0)
+        enc = build_encoder("ssl_mhfa", ssl_encoder_config(wavlm_dir, gradient_checkpointing=ckpt)).train()
+        torch.manual_seed(1)
+        enc(torch.randn(2, 4000)).pow(2).sum().backward()
+        grads.append(enc.frontend.model.encoder.layers[0].feed_forward.intermediate_dense.weight.grad.clone())
+    model = enc.frontend.model
+    assert getattr(model, "is_activation_checkpointing", None) or model.is_gradient_checkpointing
+    assert torch.allclose(grads[0], grads[1], atol=1e-5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        emb = enc.eval()(torch.randn(2, 4000), torch.tensor([4000, 3000]))
+    assert emb.shape == (2, 16) and torch.isfinite(emb.float()).all()

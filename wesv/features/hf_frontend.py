@@ -102,8 +102,12 @@ class HfSslFrontEnd(FrontEnd):
         spec = getattr(self.model, "masked_spec_embed", None)
         if spec is not None and not cfg.spec_augment:  # unused without masking: no grad, so DDP needs no search
             spec.requires_grad_(False)
-        if cfg.gradient_checkpointing:
-            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if cfg.gradient_checkpointing:  # transformers >= 5.x names it activation checkpointing
+            kwargs = {"use_reentrant": False}
+            if hasattr(self.model, "activation_checkpointing_enable"):
+                self.model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+            else:
+                self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
     @property
     def sample_rate(self) -> int:
