@@ -72,3 +72,21 @@ def test_shipped_mhfa_configs_load_with_the_seed_settings():
     mini = load_config(os.path.join(root, "egs/mini/conf/mhfa.yaml"))
     lmft = load_config(os.path.join(root, "egs/mini/conf/mhfa_lmft.yaml"))
     assert mini.encoder == lmft.encoder  # --init-from the last round needs the same encoder
+
+
+def test_classifier_uses_the_encoder_parts(tmp_path):
+    from ssl_helpers import ssl_encoder_config
+    from wesv.methods.classifier import Classifier, ClassifierConfig
+    from wesv.models import build_encoder
+    from wesv.trainer import DataInfo
+
+    enc = build_encoder("ssl_mhfa", ssl_encoder_config(make_tiny_ssl(str(tmp_path)), ssl_lr_scale=0.01))
+    method = Classifier(ClassifierConfig(frozen_backbone_epochs=1, backbone_lr_scale=0.5), enc, DataInfo(10, 3))
+    scales = {g["name"]: g["lr_scale"] for g in method.param_groups()}
+    assert scales == {"ssl_layers": pytest.approx(0.005), "backend": 1.0, "head": 1.0}
+    layers = enc.frontend.model.encoder.layers.parameters()
+    method.on_epoch_start(0, 2)
+    assert not any(p.requires_grad for p in layers) and all(p.requires_grad for p in enc.backend.parameters())
+    method.on_epoch_start(1, 2)
+    assert all(p.requires_grad for p in enc.frontend.model.encoder.layers.parameters())
+    assert not any(p.requires_grad for p in enc.frontend.model.feature_extractor.parameters())  # stays frozen

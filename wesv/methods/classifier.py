@@ -2,6 +2,8 @@
 
 The labels may be true speakers or cluster ids (seam 1); this method never knows which. Options: margin warm-up,
 and Hyperion's two-step fine-tuning (``frozen_backbone_epochs``: head + embedding layer first, backbone frozen).
+An encoder that names its parts (``Encoder.param_groups``, e.g. ssl_mhfa's SSL layers and back-end) sets their lr
+scales instead of the backbone / embedding-layer split, and its ``regularize`` (L2-SP) is applied to the loss.
 """
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Optional
@@ -31,6 +33,7 @@ class ClassifierConfig:
     frozen_backbone_epochs: int = 0  # two-step fine-tuning: train only the head + embedding layer first
     backbone_lr_scale: float = 1.0  # lr multiplier of the backbone (everything but the embedding layer and head)
     embedding_prefixes: Optional[list[str]] = None  # encoder params of the "embedding layer"; null = auto-detect
+    # (both unused with an encoder that names its own parts: its ``backbone`` parts are the backbone then)
 
     def __post_init__(self) -> None:
         if self.margin < 0 or self.scale <= 0:
