@@ -90,3 +90,17 @@ def test_classifier_uses_the_encoder_parts(tmp_path):
     method.on_epoch_start(1, 2)
     assert all(p.requires_grad for p in enc.frontend.model.encoder.layers.parameters())
     assert not any(p.requires_grad for p in enc.frontend.model.feature_extractor.parameters())  # stays frozen
+
+
+def test_dlg_lc_adds_the_encoder_l2sp(tmp_path):
+    from ssl_helpers import ssl_encoder_config
+    from wesv.methods.dlg_lc import DlgLc, DlgLcConfig
+    from wesv.models import build_encoder
+    from wesv.trainer import DataInfo
+
+    enc = build_encoder("ssl_mhfa", ssl_encoder_config(make_tiny_ssl(str(tmp_path)), l2sp={"alpha": 0.01}))
+    method = DlgLc(DlgLcConfig(), enc, DataInfo(10, 3)).train()
+    method.on_epoch_start(0, 2)
+    loss, logs = method({"wave": torch.randn(2, 4000), "label": torch.tensor([0, 2]), "index": torch.tensor([1, 5])})
+    assert "l2sp" in logs and float(loss.detach()) == pytest.approx(1.0, abs=1e-4)  # seed form at w = w0
+    assert {g["name"] for g in method.param_groups()} == {"ssl_layers", "backend", "head"}
