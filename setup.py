@@ -42,6 +42,7 @@ setup(
             "wesv-verify=wesv.bin.verify:main",
             "wesv-export=wesv.bin.export:main",
             "wesv-average-model=wesv.bin.average_model:main",
+            "wesv-pretrain-ssl=wesv.bin.pretrain_ssl:main",
         ],
     },
 )

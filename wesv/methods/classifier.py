@@ -2,6 +2,8 @@
 
 The labels may be true speakers or cluster ids (seam 1); this method never knows which. Options: margin warm-up,
 and Hyperion's two-step fine-tuning (``frozen_backbone_epochs``: head + embedding layer first, backbone frozen).
+An encoder that names its parts (``Encoder.param_groups``, e.g. ssl_mhfa's SSL layers and back-end) sets their lr
+scales instead of the backbone / embedding-layer split, and its ``regularize`` (L2-SP) is applied to the loss.
 """
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Optional
@@ -31,6 +33,7 @@ class ClassifierConfig:
     frozen_backbone_epochs: int = 0  # two-step fine-tuning: train only the head + embedding layer first
     backbone_lr_scale: float = 1.0  # lr multiplier of the backbone (everything but the embedding layer and head)
     embedding_prefixes: Optional[list[str]] = None  # encoder params of the "embedding layer"; null = auto-detect
+    # (both unused with an encoder that names its own parts: its ``backbone`` parts are the backbone then)
 
     def __post_init__(self) -> None:
         if self.margin < 0 or self.scale <= 0:
@@ -80,9 +83,17 @@ class Classifier(Method):
                                    easy_margin=cfg.easy_margin)
         else:
             self.head = Softmax(encoder.embed_dim, data_info.num_classes)
-        emb = set(embedding_layer_names(encoder, cfg.embedding_prefixes))
-        self._backbone = [p for n, p in encoder.named_parameters() if n not in emb]
-        self._embedding = [p for n, p in encoder.named_parameters() if n in emb]
+        # An encoder naming its own parts (SSL layers, back-end) sets their lr scales; others get the
+        # backbone / embedding-layer split.
+        parts = encoder.param_groups() if hasattr(encoder, "param_groups") else None
+        self._encoder_groups = [dict(g) for g in parts] if parts is not None else None
+        if self._encoder_groups is not None:
+            self._backbone = [p for g in self._encoder_groups if g.get("backbone") for p in g["params"]]
+            self._embedding = []
+        else:
+            emb = set(embedding_layer_names(encoder, cfg.embedding_prefixes))
+            self._backbone = [p for n, p in encoder.named_parameters() if n not in emb]
+            self._embedding = [p for n, p in encoder.named_parameters() if n in emb]
         self._num_epochs = 1
         self._set_margin(0)
 
@@ -114,14 +125,29 @@ class Classifier(Method):
         logs = {"acc": acc}
         if hasattr(self.head, "margin"):
             logs["margin"] = float(self.head.margin)
-        return loss, logs
+        return self.regularized(loss, logs)
+
+    def regularized(self, loss: torch.Tensor, logs: dict) -> tuple[torch.Tensor, dict]:
+        """The task loss with the encoder's own penalty (L2-SP of an SSL encoder) added; subclasses call it too."""
+        if not hasattr(self.encoder, "regularize"):
+            return loss, logs
+        loss, extra = self.encoder.regularize(loss)
+        return loss, {**logs, **extra}
 
     def sample_columns(self) -> list[Column]:
         """Each utterance's loss in the current epoch (NaN until seen): what a loss gate (DLG-LC) reads."""
         return [Column("loss", torch.float32, float("nan"), per_epoch=True)]
 
     def param_groups(self) -> list[dict]:
-        """Backbone (at ``backbone_lr_scale``) and head (embedding layer + classifier) — frozen ones included."""
+        """Backbone (at ``backbone_lr_scale``) and head (embedding layer + classifier) — frozen ones included.
+
+        With an encoder that names its parts, those groups come first (``backbone`` parts × ``backbone_lr_scale``),
+        then the classifier head at lr scale 1.
+        """
+        if self._encoder_groups is not None:
+            groups = [{"name": g["name"], "params": g["params"], "lr_scale": float(g.get("lr_scale", 1.0)) *
+                       (self.cfg.backbone_lr_scale if g.get("backbone") else 1.0)} for g in self._encoder_groups]
+            return groups + [{"name": "head", "params": list(self.head.parameters()), "lr_scale": 1.0}]
         head = self._embedding + list(self.head.parameters())
         groups = [{"name": "head", "params": head, "lr_scale": 1.0}]
         if self._backbone:

@@ -167,7 +167,7 @@ class DlgLc(Classifier):
                 "corrected": (y_hat >= 0).float().mean()}
         if hasattr(self.head, "margin"):
             logs["margin"] = float(self.head.margin)
-        return loss, logs
+        return self.regularized(loss, logs)  # the encoder's own penalty (L2-SP of ssl_mhfa); the gate saw CE only
 
     # ---- the epoch -----------------------------------------------------------------------------------------
     def on_epoch_start(self, epoch: int, num_epochs: int) -> None:

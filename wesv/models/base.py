@@ -70,6 +70,27 @@ class Encoder(nn.Module):
         """Features ``(B, frames, feature_dim)`` (padded frames where ``mask`` is False) → ``(B, embed_dim)``."""
         raise NotImplementedError
 
+    def param_groups(self) -> list[dict] | None:
+        """Named parts with their own lr, ``[{"name", "params", "lr_scale", "backbone"?}]``; None: no parts.
+
+        Methods that build per-part groups (the classifier) use these when given; ``backbone: True`` marks the
+        parts that ``frozen_backbone_epochs`` and ``backbone_lr_scale`` act on.
+        """
+        return None
+
+    def regularize(self, loss: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """The training loss with the encoder's own penalty (e.g. L2-SP) and numbers to log; default unchanged."""
+        return loss, {}
+
+    def export_files(self, directory: str, name: str) -> dict:
+        """Write what encoder file ``name`` should not hold (e.g. a ``save_pretrained`` model) into ``directory``.
+
+        Returns ``{"config": overrides, "relative_paths": [config keys relative to the encoder file's directory],
+        "external_prefixes": [state-dict prefixes left out of the file], "files": [written paths, relative to
+        directory, whose digest the file keeps and checks on load]}``; the default writes nothing.
+        """
+        return {}
+
 
 #: The name the encoders had when fbank was their only front-end.
 FbankEncoder = Encoder

@@ -1,8 +1,8 @@
 """Build encoders by registry name, and save/load them as one self-describing file (name, config, weights)."""
 import dataclasses
+import hashlib
 import os
 import pickle
-import tempfile
 from typing import Any
 
 import torch
@@ -34,27 +34,52 @@ def build_encoder(name: str, cfg: Any = None) -> nn.Module:
 
 
 def save_encoder(path: str, encoder: nn.Module) -> None:
-    """Write the encoder's registry name, config and weights to ``path`` atomically (temp file, then rename)."""
+    """Write the encoder's registry name, config and weights to ``path`` atomically (temp file, then rename).
+
+    An encoder's ``export_files`` may first write parts beside ``path`` (a fine-tuned transformers model): the file
+    then names them by config paths relative to its own directory and leaves their weights out.
+    """
     name = getattr(encoder, "registry_name", "")
     if not name or not dataclasses.is_dataclass(getattr(encoder, "cfg", None)):
         raise ValueError("save_encoder needs a module made by build_encoder (registry_name and cfg are missing)")
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    files = encoder.export_files(directory, os.path.basename(path)) if hasattr(encoder, "export_files") else {}
+    config = {**to_dict(encoder.cfg), **files.get("config", {})}
+    external = tuple(files.get("external_prefixes", ()))
     payload = {
         "format": FORMAT,
         "version": VERSION,
         "name": name,
-        "config": to_dict(encoder.cfg),
-        "state_dict": {k: v.detach().cpu() for k, v in encoder.state_dict().items()},
+        "config": config,
+        "state_dict": {k: v.detach().cpu() for k, v in encoder.state_dict().items() if not k.startswith(external)},
+        "relative_paths": list(files.get("relative_paths", [])),
+        "external_prefixes": list(external),
+        # the parts beside the file change its digest (extraction fingerprints) and are checked on load
+        "external_sha1": {rel: tree_sha1(os.path.join(directory, rel)) for rel in files.get("files", [])},
     }
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".encoder.", suffix=".tmp", dir=directory)
+    # pid-named, so the trainer's stale-temp cleanup (wesv.trainer.checkpoint.remove_stale_temps) knows it
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp.{os.getpid()}.pt")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "wb") as f:
             torch.save(payload, f)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def tree_sha1(path: str) -> str:
+    """SHA-1 over a file, or over a directory's relative file names and contents (sorted)."""
+    digest = hashlib.sha1()
+    paths = [path] if os.path.isfile(path) else sorted(
+        os.path.join(root, name) for root, _, names in os.walk(path) for name in names)
+    for p in paths:
+        digest.update(os.path.relpath(p, path).encode() + b"\0")
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def _looks_like_text(path: str) -> bool:
@@ -88,9 +113,25 @@ def load_encoder(path: str, map_location: Any = "cpu") -> nn.Module:
     if payload.get("version", 0) > VERSION:
         raise WesvError(f"{path}: encoder file version {payload['version']} is newer than this wesv "
                         f"(reads {VERSION}); upgrade wesv")
+    base = os.path.dirname(os.path.abspath(path))
+    for rel, sha1 in payload.get("external_sha1", {}).items():
+        part = os.path.join(base, rel)
+        if not os.path.exists(part):
+            raise WesvError(f"{path}: needs {part} beside it (written with the encoder file); copy the whole "
+                            "experiment dir")
+        if tree_sha1(part) != sha1:
+            raise WesvError(f"{path}: {part} is not the one this encoder file was written with (another export "
+                            "replaced it?); re-export the encoder")
     try:
-        model = build_encoder(payload["name"], payload["config"])
-        model.load_state_dict(payload["state_dict"])
+        config = dict(payload["config"])
+        for key in payload.get("relative_paths", []):  # parts saved beside the encoder file
+            config[key] = os.path.join(base, config[key])
+        model = build_encoder(payload["name"], config)
+        external = tuple(payload.get("external_prefixes", []))
+        result = model.load_state_dict(payload["state_dict"], strict=not external)
+        missing = [k for k in result.missing_keys if not k.startswith(external)]
+        if missing or result.unexpected_keys:
+            raise RuntimeError(f"missing keys {missing[:3]}, unexpected keys {result.unexpected_keys[:3]}")
     except (KeyError, RuntimeError) as err:
         raise WesvError(f"{path}: encoder file does not match its architecture ({err})") from None
     except WesvError as err:

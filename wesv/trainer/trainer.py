@@ -90,16 +90,11 @@ def load_init_weights(encoder: nn.Module, path: str, encoder_name: str) -> None:
 
 
 def export_encoder(method: Method, path: str) -> None:
-    """Write ``method.export_encoder()`` to ``path`` through ``wesv.models.save_encoder`` (atomic)."""
+    """Write ``method.export_encoder()`` to ``path`` through ``wesv.models.save_encoder`` (atomic itself; called with
+    the final name, which names the parts an encoder writes beside the file)."""
     from wesv.models import save_encoder
 
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp.{os.getpid()}.pt")
-    try:
-        save_encoder(tmp, method.export_encoder())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    save_encoder(path, method.export_encoder())
 
 
 class Trainer:
