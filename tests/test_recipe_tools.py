@@ -670,3 +670,22 @@ def test_mini_dlg_lc_config_differs_from_the_plain_rounds_by_the_gate_only():
     assert (dlg.data, dlg.augment, dlg.encoder, dlg.optim, dlg.trainer) == (plain.data, plain.augment, plain.encoder,
                                                                             plain.optim, plain.trainer)
     assert {k: v for k, v in vars(dlg.method).items() if k in vars(plain.method)} == vars(plain.method)
+
+
+def test_voxceleb_wavlm_stages_run_only_with_a_model_dir(recipe):
+    d = recipe("voxceleb")
+    args = ["bash", "run.sh", "--dry_run", "true", "--stage", "14", "--stop_stage", "15", "--gpus", "0", "--nj", "2",
+            "--num_rounds", "1", "--truth_utt2spk", "data/vox2_dev/utt2spk"]
+    r = run(args, d)
+    assert r.returncode == 0 and commands(r.stderr) == [] and "skipping the WavLM stages 14-15" in r.stderr
+    (d / "pretrained/wavlm-base-plus").mkdir(parents=True)
+    (d / "pretrained/wavlm-base-plus/config.json").write_text("{}")
+    cmds = commands(run(args, d).stderr)
+    trains = [c for c in cmds if tool(c) == "train"]
+    assert [option(c, "--exp-dir") for c in trains] == ["exp/wavlm_mhfa_supervised", "exp/wavlm_mhfa_round1",
+                                                       "exp/wavlm_mhfa_lmft"]
+    assert all(option(c, "--encoder.model_dir") == "pretrained/wavlm-base-plus" for c in trains)
+    assert option(trains[1], "--type") == "dlg_lc" and option(trains[1], "--init-from") is None  # the pretrained front-end
+    assert option(trains[2], "--init-from") == "exp/wavlm_mhfa_round1/encoder.pt"
+    assert any(tool(c) == "loss_gate_report" for c in cmds)
+    assert run(args[:-2] + ["--ssl_stages", "false"], d).stderr.count("wesv.bin.train") == 0

@@ -21,6 +21,10 @@
 #       an audio+face score-fusion row for the last round
 #   10  controls of round 1 ($controls; on in the claims profile): the round-1 clusters with shuffled ids (sizes
 #       kept), and the true labels (an oracle ceiling, marked as using labels), both trained as round 1 from DINO
+#   11  seed 000's front-end, the honest way: pretrain a tiny wav2vec 2.0 (transformers' Wav2Vec2ForPreTraining) on
+#       the unlabelled training audio into $exp/ssl_pretrained, loaded as WavLM Base+ would be; supervised MHFA
+#   12  MHFA pseudo-label rounds with DLG-LC ($mhfa_rounds; labels from DINO, then the previous round), each
+#       restarting from the pretrained front-end; then large-margin fine-tuning of the last round
 #   20  results table exp/RESULTS.md and DET plot exp/det.png of every system in exp/*/eval/
 # A finished stage leaves $exp/.done/stage_N (holding its wall time in seconds, summed over resumed runs) and is
 # skipped next time unless --force true, which reruns every selected stage whole: its old outputs (exp/dino, ...)
@@ -47,6 +51,8 @@ corpus_opts=""        # extra make_corpus options, e.g. "--num-train-speakers 20
 train_opts=""         # extra overrides for every training run, e.g. "--trainer.epochs 1"
 num_clusters=150      # pseudo-speakers per round (the corpus has 120 train speakers; SSL stages do not know that)
 profile=demo          # demo: every system in < 20 min; claims: larger corpus, longer training, controls (conf/profile_*.sh)
+ssl_pretrain_steps=200   # stage 11: wav2vec 2.0 pretraining steps
+mhfa_rounds=1         # stage 12: MHFA pseudo-label rounds
 face_weight=1        # weight of the face block in the fused clustering of multi-modal rounds
 seeds=""              # e.g. "0 1 2": run the whole recipe once per seed in runs/$profile/seedS, then mean ± std
 
@@ -156,13 +162,22 @@ gate_extras() {
   metrics_extra+=(--extra "gate precision=$precision")
 }
 
-# pseudo_round R PREV CONF KIND NAME: round R of pseudo-labelling from the model in PREV with config CONF. Cluster
-# PREV's train embeddings into $exp/data/train_KIND_R (a data dir whose utt2spk holds cluster ids; the true utt2spk
-# is read only to measure NMI), train on it into $exp/KIND_R starting from PREV's encoder, evaluate. Each step is
-# skipped when its output exists (and is not older than its input), so a killed round resumes where it stopped.
-# A DLG-LC round also measures its loss-gate against the true labels (wesv.bin.loss_gate_report, offline).
+# is_dlg_lc CONF [TRAIN ARGS...]: whether a run trains type dlg_lc (its loss-gate is then measured).
+is_dlg_lc() {
+  local conf=$1
+  shift
+  grep -q '^type: dlg_lc' "$conf" || [[ " $* " == *" --type dlg_lc "* ]]
+}
+
+# pseudo_round R PREV CONF KIND NAME [TRAIN ARGS...]: round R of pseudo-labelling from the model in PREV with
+# config CONF. Cluster PREV's train embeddings into $exp/data/train_KIND_R (a data dir whose utt2spk holds cluster
+# ids; the true utt2spk is read only to measure AMI/NMI), train on it into $exp/KIND_R (TRAIN ARGS, e.g.
+# --init-from PREV/encoder.pt), evaluate. Each step is skipped when its output exists (and is not older than its
+# input), so a killed round resumes where it stopped. A DLG-LC round also measures its loss-gate against the true
+# labels (wesv.bin.loss_gate_report, offline).
 pseudo_round() {
   local r=$1 prev=$2 conf=$3 kind=$4 name=$5
+  shift 5
   local dir=$exp/${kind}$r labels=$exp/data/train_${kind}$r
   system_begin "$dir"
   extract "$prev" train
@@ -173,27 +188,32 @@ pseudo_round() {
       --algorithm kmeans_ahc --num-clusters "$num_clusters" --truth-utt2spk data/train/utt2spk
     produced_paths+=("$labels/cluster_report.json")
   fi
-  train "$conf" "$dir" --data.train "$labels" --init-from "$prev/encoder.pt" --seed "$seed" $pseudo_opts
+  train "$conf" "$dir" --data.train "$labels" "$@" --seed "$seed"
   cluster_extras "$labels"
-  [[ $kind == dlg* ]] && gate_extras "$dir"
+  if is_dlg_lc "$conf" "$@"; then gate_extras "$dir"; fi
   evaluate "$name" "$dir"
   metrics_extra=()
 }
 
-# pseudo_rounds FIRST STAGE_KIND CONF NAME: $num_rounds rounds from the model in FIRST, then the purity plot.
+# pseudo_rounds FIRST KIND CONF NAME N INIT [TRAIN ARGS...]: N rounds from the model in FIRST, then the purity
+# plot; INIT true: each round starts from the previous round's encoder (--init-from), false: from CONF's own
+# initialisation (the MHFA rounds restart from the pretrained front-end, as seed 000's code does).
 pseudo_rounds() {
-  local prev=$1 kind=$2 conf=$3 name=$4
-  for r in $(seq 1 "$num_rounds"); do
-    pseudo_round "$r" "$prev" "$conf" "$kind" "$name round $r"
+  local prev=$1 kind=$2 conf=$3 name=$4 n=$5 init=$6
+  shift 6
+  for r in $(seq 1 "$n"); do
+    local from=()
+    $init && from=(--init-from "$prev/encoder.pt")
+    pseudo_round "$r" "$prev" "$conf" "$kind" "$name round $r" ${from[@]+"${from[@]}"} "$@"
     prev=$exp/$kind$r
   done
-  step python -m wesv.bin.plot_rounds --reports $(for r in $(seq 1 "$num_rounds"); do echo "$exp/data/train_$kind$r/cluster_report.json"; done) \
+  step python -m wesv.bin.plot_rounds --reports $(for r in $(seq 1 "$n"); do echo "$exp/data/train_$kind$r/cluster_report.json"; done) \
     --out "$exp/purity_${kind}s.png"
 }
 
-# round_outputs KIND: what a stage of rounds writes (moved aside by --force)
+# round_outputs KIND [N]: what a stage of N (default $num_rounds) rounds writes (moved aside by --force)
 round_outputs() {
-  for r in $(seq 1 "$num_rounds"); do echo "$exp/$1$r $exp/data/train_$1$r"; done
+  for r in $(seq 1 "${2:-$num_rounds}"); do echo "$exp/$1$r $exp/data/train_$1$r"; done
   echo "$exp/purity_${1}s.png"
 }
 
@@ -221,13 +241,15 @@ fi
 
 if begin 7 "iterative pseudo-labels from DINO: $num_rounds rounds of cluster -> train -> evaluate" \
     $(round_outputs round); then
-  pseudo_rounds "$exp/dino" round conf/pseudo.yaml "pseudo-labels"
+  # shellcheck disable=SC2086  # pseudo_opts is a list of overrides
+  pseudo_rounds "$exp/dino" round conf/pseudo.yaml "pseudo-labels" "$num_rounds" true $pseudo_opts
   finish
 fi
 
 if begin 8 "DLG-LC pseudo-labels from DINO: $num_rounds rounds with the loss-gate and label correction" \
     $(round_outputs dlg_round); then
-  pseudo_rounds "$exp/dino" dlg_round conf/dlg_lc.yaml "DLG-LC"
+  # shellcheck disable=SC2086
+  pseudo_rounds "$exp/dino" dlg_round conf/dlg_lc.yaml "DLG-LC" "$num_rounds" true $pseudo_opts
   finish
 fi
 
@@ -302,10 +324,39 @@ if $controls && begin 10 "controls of round 1: shuffled cluster ids, and the tru
   finish
 fi
 
+if begin 11 "SSL front-end + MHFA: pretrain a tiny wav2vec 2.0 on the unlabelled training audio, supervised MHFA" \
+    "$exp/ssl_pretrained" "$exp/mhfa_supervised"; then
+  if [ -f "$exp/ssl_pretrained/config.json" ]; then
+    log "$exp/ssl_pretrained is there; not pretraining again"
+  else
+    step python -m wesv.bin.pretrain_ssl --data data/train --out "$exp/ssl_pretrained" --config-preset tiny \
+      --steps "$ssl_pretrain_steps" --seed "$seed"
+  fi
+  system_begin "$exp/mhfa_supervised"
+  # shellcheck disable=SC2086
+  train conf/mhfa.yaml "$exp/mhfa_supervised" --encoder.model_dir "$exp/ssl_pretrained" --seed "$seed" $mhfa_opts
+  evaluate "supervised MHFA (true labels; wav2vec 2.0 tiny pretrained here)" "$exp/mhfa_supervised"
+  finish
+fi
+
+if begin 12 "MHFA DLG-LC pseudo-label rounds from DINO ($mhfa_rounds), then large-margin fine-tuning" \
+    $(round_outputs mhfa_round "$mhfa_rounds") "$exp/mhfa_lmft"; then
+  # shellcheck disable=SC2086
+  pseudo_rounds "$exp/dino" mhfa_round conf/mhfa.yaml "MHFA DLG-LC" "$mhfa_rounds" false --type dlg_lc \
+    --encoder.model_dir "$exp/ssl_pretrained" $mhfa_opts
+  last=$exp/mhfa_round$mhfa_rounds
+  system_begin "$exp/mhfa_lmft"
+  # shellcheck disable=SC2086
+  train conf/mhfa_lmft.yaml "$exp/mhfa_lmft" --data.train "$exp/data/train_mhfa_round$mhfa_rounds" \
+    --init-from "$last/encoder.pt" --encoder.model_dir "$exp/ssl_pretrained" --seed "$seed" $mhfa_opts
+  evaluate "MHFA DLG-LC round $mhfa_rounds + large-margin fine-tuning" "$exp/mhfa_lmft"
+  finish
+fi
+
 if begin 20 "results table" "$exp/RESULTS.md" "$exp/det.png"; then
   # The systems in the order of the stages; any other system evaluated into $exp/*/eval/ comes after them.
   results=()
-  for d in baseline supervised dino moco supervised_moco_init $(for k in round dlg_round; do for r in $(seq 1 "$num_rounds"); do echo $k$r; done; done) $(for r in $(seq 1 "$num_rounds"); do echo mm_round$r; done) mm_fusion control_shuffled oracle_labels; do
+  for d in baseline supervised dino moco supervised_moco_init $(for k in round dlg_round; do for r in $(seq 1 "$num_rounds"); do echo $k$r; done; done) $(for r in $(seq 1 "$num_rounds"); do echo mm_round$r; done) mm_fusion control_shuffled oracle_labels mhfa_supervised $(for r in $(seq 1 "$mhfa_rounds"); do echo mhfa_round$r; done) mhfa_lmft; do
     [ -f "$exp/$d/eval/test.json" ] && results+=("$exp/$d/eval/test.json")
   done
   for j in "$exp"/*/eval/test.json; do

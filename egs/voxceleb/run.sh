@@ -24,6 +24,9 @@
 #       $exp/data/vox2_dev_roundR, train $pseudo_config from the previous encoder, evaluate (with the NMI of the
 #       clusters against $truth_utt2spk); then the NMI / purity plot over rounds ($exp/pseudo_rounds.png).
 #       --dlg_lc true: the rounds train $dlg_config (loss-gate + label correction) into $exp/dlg_roundR instead
+#   14  supervised WavLM Base+ + MHFA ($mhfa_config, front-end from $ssl_model_dir): seed 000's reference
+#   15  WavLM + MHFA pseudo-label rounds with DLG-LC from DINO (each from the pretrained front-end), then
+#       large-margin fine-tuning ($mhfa_lmft_config) of the last round
 #   20  results table $exp/RESULTS.md of every system's $exp/*/eval/vox1_{O,E,H}.json
 # A finished stage leaves $exp/.done/stage_N (its wall time in seconds, summed over resumed runs) and is skipped
 # next time unless --force true, which reruns every selected stage whole: its old outputs are moved aside to
@@ -56,6 +59,10 @@ pseudo_config=conf/pseudo_ecapa512.yaml   # its encoder must equal the DINO conf
 num_rounds=2          # pseudo-label rounds after DINO (METHODS.md: 2-5)
 dlg_lc=false          # true: the rounds train $dlg_config (loss-gate + label correction) into $exp/dlg_roundR
 dlg_config=conf/dlg_lc_ecapa512.yaml   # DLG-LC rounds; its encoder must equal the DINO config's
+ssl_model_dir=pretrained/wavlm-base-plus   # stages 14-15: a local transformers speech model dir (WavLM Base+)
+ssl_stages=auto       # stages 14-15: auto = run them when $ssl_model_dir/config.json exists (else skip, logged)
+mhfa_config=conf/wavlm_mhfa.yaml
+mhfa_lmft_config=conf/mhfa_lmft.yaml
 num_clusters=7500     # pseudo-speakers per round (VoxCeleb2-dev has 5,994 speakers; SSL stages do not know that)
 num_kmeans=50000      # k-means clusters before the agglomeration of their centroids down to $num_clusters
 truth_utt2spk=data/vox2_dev/utt2spk   # true labels, read only to measure NMI / purity; empty: no labels
@@ -185,21 +192,18 @@ pseudo_round() {
   fi
   [ -z "$truth_utt2spk" ] || metrics_extra=(--extra "AMI=$(cluster_metric "$labels/cluster_report.json" ami)"
                                               --extra "NMI=$(cluster_metric "$labels/cluster_report.json" nmi)")
-  train_eval "$round_name round $r" "$dir" "$round_config" --data.train "$labels" --init-from "$prev/encoder.pt"
-  if $dlg_lc && [ -n "$truth_utt2spk" ]; then
+  local from=()
+  $round_init && from=(--init-from "$prev/encoder.pt")
+  train_eval "$round_name round $r" "$dir" "$round_config" --data.train "$labels" ${from[@]+"${from[@]}"} \
+    ${round_args[@]+"${round_args[@]}"}
+  if $round_gate && [ -n "$truth_utt2spk" ]; then
     step python -m wesv.bin.loss_gate_report --exp-dir "$dir" --truth-utt2spk "$truth_utt2spk"
   fi
   metrics_extra=()
 }
 
-if $dlg_lc; then
-  round_kind=dlg label_kind=dlg_ round_config=$dlg_config round_name=DLG-LC
-else
-  round_kind=pseudo label_kind="" round_config=$pseudo_config round_name=pseudo-labels
-fi
-if begin 13 "iterative $round_name from DINO: $num_rounds rounds of extract -> cluster -> train -> evaluate" \
-    $(for r in $(seq 1 "$num_rounds"); do echo "$exp/${round_kind}_round$r $exp/data/vox2_dev_${label_kind}round$r"; done) \
-    "$exp/${round_kind}_rounds.png"; then
+# pseudo_rounds: $num_rounds rounds from DINO of the kind set in round_* (then the AMI/NMI plot over rounds).
+pseudo_rounds() {
   prev=$exp/dino
   for r in $(seq 1 "$num_rounds"); do
     pseudo_round "$r" "$prev"
@@ -210,10 +214,51 @@ if begin 13 "iterative $round_name from DINO: $num_rounds rounds of extract -> c
     for r in $(seq 1 "$num_rounds"); do reports+=("$exp/data/vox2_dev_${label_kind}round$r/cluster_report.json"); done
     step python -m wesv.bin.plot_rounds --reports "${reports[@]}" --out "$exp/${round_kind}_rounds.png"
   fi
+}
+
+round_init=true round_args=()
+if $dlg_lc; then
+  round_kind=dlg label_kind=dlg_ round_config=$dlg_config round_name=DLG-LC round_gate=true
+else
+  round_kind=pseudo label_kind="" round_config=$pseudo_config round_name=pseudo-labels round_gate=false
+fi
+if begin 13 "iterative $round_name from DINO: $num_rounds rounds of extract -> cluster -> train -> evaluate" \
+    $(for r in $(seq 1 "$num_rounds"); do echo "$exp/${round_kind}_round$r $exp/data/vox2_dev_${label_kind}round$r"; done) \
+    "$exp/${round_kind}_rounds.png"; then
+  pseudo_rounds
   finish
 fi
 
-# (C-DINO, DLG-LC and WavLM fine-tuning stages go here, numbered 14 to 19.)
+# Seed 000: WavLM Base+ (or any transformers speech SSL model in $ssl_model_dir) with the MHFA back-end.
+use_ssl=$ssl_stages
+if [ "$ssl_stages" = auto ]; then
+  use_ssl=false
+  if [ -f "$ssl_model_dir/config.json" ]; then
+    use_ssl=true
+  elif [ "$stop_stage" -ge 14 ] && [ "$stage" -le 15 ]; then
+    log "no $ssl_model_dir/config.json: skipping the WavLM stages 14-15 (download WavLM Base+ as conf/wavlm_mhfa.yaml says, or pass --ssl_model_dir; --ssl_stages true makes this an error)"
+  fi
+fi
+if $use_ssl && begin 14 "supervised WavLM + MHFA ($exp/wavlm_mhfa_supervised, $ssl_model_dir)" "$exp/wavlm_mhfa_supervised"; then
+  [ -f "$ssl_model_dir/config.json" ] || $dry_run || { log "no $ssl_model_dir/config.json: download WavLM Base+ first (conf/wavlm_mhfa.yaml says how) or pass --ssl_model_dir"; exit 1; }
+  train_eval "supervised WavLM Base+ MHFA" "$exp/wavlm_mhfa_supervised" "$mhfa_config" \
+    --encoder.model_dir "$ssl_model_dir"
+  finish
+fi
+
+round_kind=wavlm_mhfa label_kind=wavlm_ round_config=$mhfa_config round_name="WavLM MHFA DLG-LC" round_gate=true
+round_init=false round_args=(--type dlg_lc --encoder.model_dir "$ssl_model_dir")
+if $use_ssl && begin 15 "WavLM + MHFA pseudo-label rounds with DLG-LC from DINO, then large-margin fine-tuning" \
+    $(for r in $(seq 1 "$num_rounds"); do echo "$exp/wavlm_mhfa_round$r $exp/data/vox2_dev_wavlm_round$r"; done) \
+    "$exp/wavlm_mhfa_rounds.png" "$exp/wavlm_mhfa_lmft"; then
+  pseudo_rounds
+  train_eval "WavLM MHFA DLG-LC round $num_rounds + large-margin fine-tuning" "$exp/wavlm_mhfa_lmft" \
+    "$mhfa_lmft_config" --data.train "$exp/data/vox2_dev_wavlm_round$num_rounds" \
+    --init-from "$exp/wavlm_mhfa_round$num_rounds/encoder.pt" --encoder.model_dir "$ssl_model_dir"
+  finish
+fi
+
+# (C-DINO stages go here, numbered 16 to 19.)
 
 if begin 20 "results table of every system ($exp/RESULTS.md)" "$exp/RESULTS.md"; then
   results=()

@@ -10,4 +10,7 @@ supervised_opts="--trainer.epochs 20"
 dino_opts="--trainer.epochs 24"
 moco_opts="--trainer.epochs 16"
 pseudo_opts="--trainer.epochs 12"
+mhfa_opts="--trainer.epochs 10"
+mhfa_rounds=2
+ssl_pretrain_steps=1000
 controls=true

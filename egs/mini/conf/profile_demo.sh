@@ -6,4 +6,5 @@ supervised_opts=""
 dino_opts=""
 moco_opts=""
 pseudo_opts=""
+mhfa_opts=""
 controls=false        # the claims profile's round-1 controls (shuffled ids, true labels)
