@@ -15,6 +15,10 @@ class DataConfig:
     """Training data and loader settings."""
 
     train: str = "data/train"  # a Kaldi data dir (wav.scp; utt2spk for methods that use labels)
+    # A make_shards output dir (shards.list, shards.json): the audio is streamed from it instead of data.train's
+    # wav.scp; labels still come from data.train/utt2spk when that exists, else from the shards.
+    shards: Optional[str] = None
+    shard_buffer: int = 256  # shuffle buffer of the shard stream, in samples per DataLoader worker
     crop_seconds: float = 2.0
     sample_rate: int = 16000
     resample: bool = False  # resample files at another rate instead of failing

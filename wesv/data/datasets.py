@@ -54,24 +54,29 @@ class LabelledCropDataset(Dataset):
     def __len__(self) -> int:
         return len(self.utts)
 
-    def _crop(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
-        """The random crop of sample ``index`` and its first sample in the utterance (0 when repeated / padded)."""
+    def _crop(self, index: int, rng: np.random.Generator, wave: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+        """The random crop of sample ``index`` and its first sample in the utterance (0 when repeated / padded);
+        ``wave``: the whole utterance already read (a shard), else it is read from its spec."""
         spec, utt, n = self.specs[index], self.utts[index], self.num_samples
-        if self._plain[index] and not self.resample:
+        if wave is None and self._plain[index] and not self.resample:
             total = audio_num_samples(spec)
-            if total > n:
+            if total > n:  # the same draw as below: a partial read cuts the crop a whole read would
                 start = int(rng.integers(0, total - n + 1))
                 return load_audio(spec, self.sample_rate, start=start, num_samples=n, utt=utt), start
-        wave = load_audio(spec, self.sample_rate, resample=self.resample, utt=utt)
+        if wave is None:
+            wave = load_audio(spec, self.sample_rate, resample=self.resample, utt=utt)
         if len(wave) >= n:  # the draw crop() would make, kept here to know where the crop starts
             start = int(rng.integers(0, len(wave) - n + 1))
             return wave[start:start + n].copy(), start
         return crop(wave, n, rng, short=self.short, utt=utt, min_samples=self.min_samples), 0
 
     def __getitem__(self, index: int) -> dict:
-        index = int(index)
+        return self.make_sample(int(index))
+
+    def make_sample(self, index: int, wave: np.ndarray | None = None) -> dict:
+        """Sample ``index`` (crop, augmentation); ``wave``: its whole audio already read (from a shard)."""
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        clean, start = self._crop(index, rng)
+        clean, start = self._crop(index, rng, wave)
         clean = np.ascontiguousarray(clean, dtype=np.float32)
         wave = clean if self.augmenter is None else np.ascontiguousarray(self.augmenter(clean, rng), np.float32)
         sample = {"wave": wave, "label": int(self.labels[index]), "index": index, "utt": self.utts[index]}
@@ -102,13 +107,21 @@ def build_labelled_dataset(data_cfg, augmenter: Callable | None, seed: int, retu
     with ``streams``, also the frames of ``stream_dir/NAME.scp`` (default: in data.train) under each crop
     (``StreamCropDataset``; a pseudo-label dir has no streams of its own, so the source dir is named)."""
     train = data_cfg.train
-    paths = {name: os.path.join(train, name) for name in ("wav.scp", "utt2spk")}
-    for name, path in paths.items():
-        if not os.path.isfile(path):
-            what = "speaker or cluster labels" if name == "utt2spk" else "audio"
-            raise WesvError(f"{where(path)}: missing ({what}); data.train must be a Kaldi data dir with "
-                            "wav.scp and utt2spk")
-    args = (read_scp(paths["wav.scp"]), read_utt2spk(paths["utt2spk"]), data_cfg.crop_samples, augmenter, seed,
+    shards = getattr(data_cfg, "shards", None)
+    if shards:  # audio from the shards; labels from data.train/utt2spk when it exists, else from the shards
+        from wesv.data.shards import shard_labels
+
+        index, utt2spk = shard_labels(shards, train)
+        wav_scp = index.wav_scp(keep=utt2spk)
+    else:
+        paths = {name: os.path.join(train, name) for name in ("wav.scp", "utt2spk")}
+        for name, path in paths.items():
+            if not os.path.isfile(path):
+                what = "speaker or cluster labels" if name == "utt2spk" else "audio"
+                raise WesvError(f"{where(path)}: missing ({what}); data.train must be a Kaldi data dir with "
+                                "wav.scp and utt2spk (or set data.shards)")
+        wav_scp, utt2spk = read_scp(paths["wav.scp"]), read_utt2spk(paths["utt2spk"])
+    args = (wav_scp, utt2spk, data_cfg.crop_samples, augmenter, seed,
             data_cfg.sample_rate, data_cfg.short, data_cfg.resample, return_clean)
     if not streams:
         return LabelledCropDataset(*args)

@@ -137,8 +137,9 @@ class ViewsDataset(Dataset):
     def __len__(self) -> int:
         return len(self.utts)
 
-    def _load(self, index: int, speed: float | None = None) -> np.ndarray:
-        wave = load_audio(self.specs[index], self.sample_rate, resample=self.resample, utt=self.utts[index])
+    def _load(self, index: int, speed: float | None = None, wave: np.ndarray | None = None) -> np.ndarray:
+        if wave is None:
+            wave = load_audio(self.specs[index], self.sample_rate, resample=self.resample, utt=self.utts[index])
         return wave if speed is None else self.augmenter.apply_speed(wave, speed)
 
     def _cluster_view_mask(self) -> np.ndarray:
@@ -158,6 +159,10 @@ class ViewsDataset(Dataset):
         return [[v for v in own if v < k], [v for v in own if v >= k]]
 
     def __getitem__(self, index: int) -> dict:
+        return self.make_sample(int(index))
+
+    def make_sample(self, index: int, wave: np.ndarray | None = None) -> dict:
+        """Sample ``index`` (its views); ``wave``: its whole audio already read (from a shard)."""
         rng = np.random.default_rng([self.seed, self.epoch, int(index)])
         lengths = self.max_lengths
         sources = [int(index)] * len(lengths)
@@ -171,7 +176,7 @@ class ViewsDataset(Dataset):
         views: list[np.ndarray | None] = [None] * len(lengths)
         spans: dict[int, tuple[int, int]] = {}
         if own:
-            wave = self._load(index, speed)
+            wave = self._load(index, speed, wave)
             for group in self._overlap_groups(own, [lengths[v] for v in own], len(wave)):
                 where: list[tuple[int, int]] = []
                 pieces = crops(wave, [lengths[v] for v in group], rng, short=self.short, utt=self.utts[index],
@@ -239,12 +244,22 @@ def as_views_config(cfg: GlobalViewsConfig) -> ViewsConfig:
 
 
 def build_views_dataset(cfg: GlobalViewsConfig, train_dir: str, augmenter: Callable | None, seed: int,
-                        sample_rate: int = 16000, short: str = "repeat", resample: bool = False) -> ViewsDataset:
-    """The multi-view dataset of a training data dir: reads its wav.scp only (never its utt2spk)."""
+                        sample_rate: int = 16000, short: str = "repeat", resample: bool = False,
+                        shards: str | None = None) -> ViewsDataset:
+    """The multi-view dataset of a training data dir: reads its wav.scp only (never its utt2spk); with ``shards``
+    (``data.shards``), the utterances of the shards (their labels are never read)."""
     cfg = as_views_config(cfg)
+    check_views_config(cfg)
+    if shards:
+        from wesv.data.shards import ShardIndex
+
+        if cfg.p_same_cluster > 0:
+            raise WesvError("method.p_same_cluster > 0 cuts views from other utterances of a cluster (random "
+                            "access), which data.shards cannot serve; set it to 0 or train from data.train")
+        return ViewsDataset(ShardIndex(shards).wav_scp(), cfg, augmenter, seed, sample_rate, None, short, resample)
     wav_scp_path = os.path.join(train_dir, "wav.scp")
     if not os.path.isfile(wav_scp_path):
-        raise WesvError(f"{wav_scp_path}: missing; data.train must be a Kaldi data dir with a wav.scp")
-    check_views_config(cfg)
+        raise WesvError(f"{wav_scp_path}: missing; data.train must be a Kaldi data dir with a wav.scp "
+                        "(or set data.shards)")
     cluster_map = read_cluster_map(cfg.cluster_data, train_dir) if cfg.cluster_data else None
     return ViewsDataset(read_scp(wav_scp_path), cfg, augmenter, seed, sample_rate, cluster_map, short, resample)

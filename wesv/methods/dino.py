@@ -160,7 +160,7 @@ class Dino(Method):
     def build_dataset(cls, cfg: DinoConfig, data_cfg: Any, augmenter: Callable | None, seed: int) -> ViewsDataset:
         """K global + L local augmented crops of each training utterance (never reads its utt2spk)."""
         return build_views_dataset(cfg, data_cfg.train, augmenter, seed, data_cfg.sample_rate, data_cfg.short,
-                                   data_cfg.resample)
+                                   data_cfg.resample, data_cfg.shards)
 
     @classmethod
     def data_info(cls, cfg: DinoConfig, dataset: ViewsDataset) -> DataInfo:

@@ -97,7 +97,7 @@ class Moco(Method):
     def build_dataset(cls, cfg: MocoConfig, data_cfg: Any, augmenter: Callable | None, seed: int) -> ViewsDataset:
         """Two augmented crops of each training utterance (never reads its utt2spk)."""
         return build_views_dataset(cfg, data_cfg.train, augmenter, seed, data_cfg.sample_rate, data_cfg.short,
-                                   data_cfg.resample)
+                                   data_cfg.resample, data_cfg.shards)
 
     @classmethod
     def data_info(cls, cfg: MocoConfig, dataset: ViewsDataset) -> DataInfo:

@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from wesv.config.train import TrainConfig, config_to_dict, save_config
@@ -29,6 +28,7 @@ from wesv.log import get_logger
 from wesv.trainer.buffers import resolve_synced_buffers, sync_buffers_
 from wesv.trainer.checkpoint import (atomic_torch_save, link_or_copy_atomic, load_checkpoint, prune_checkpoints,
                                      rng_state, set_rng_state)
+from wesv.trainer.loaders import build_loader
 from wesv.trainer.method import Method, find_method
 from wesv.trainer.metrics import MetricsLog, plot_loss
 from wesv.trainer.optim import build_optimizer, build_scheduler, clip_gradients, trainable_signature
@@ -36,7 +36,6 @@ from wesv.trainer.preflight import prepare_training_data
 from wesv.trainer.resources import count_parameters, set_torch_threads
 from wesv.trainer.resume_check import check_resume_config
 from wesv.trainer.rundir import RunDir
-from wesv.trainer.sampler import EpochIndexed, EpochSampler, worker_init_fn
 from wesv.trainer.stop import StopRequest
 from wesv.trainer.validation import Validator
 
@@ -136,7 +135,7 @@ class Trainer:
             raise WesvError(f"data.sample_rate is {cfg.data.sample_rate} Hz but encoder {cfg.encoder.name}'s front-end "
                             f"takes {encoder.sample_rate} Hz — make them agree (data.resample: true converts audio "
                             "at another rate)")
-        prepare_training_data(cfg, self.dataset, encoder, preflight=ckpt is None)
+        prepare_training_data(cfg, self.dataset, encoder, preflight=ckpt is None and not cfg.data.shards)
         if cfg.trainer.init_from and ckpt is None:
             load_init_weights(encoder, cfg.trainer.init_from, cfg.encoder.name)
         self.method: Method = method_cls(cfg.method, encoder, data_info).to(self.device)
@@ -148,21 +147,11 @@ class Trainer:
         if env.rank:  # same initial weights everywhere, but each rank its own dither / dropout noise
             torch.manual_seed(cfg.seed + env.rank)
 
-        self.sampler = EpochSampler(self.dataset, self.env.world_size, self.env.rank, cfg.seed)
-        d = cfg.data
-        workers = d.num_workers
-        self.loader = DataLoader(
-            EpochIndexed(self.dataset), batch_size=d.batch_size, sampler=self.sampler, drop_last=d.drop_last,
-            num_workers=workers, collate_fn=getattr(self.dataset, "collate_fn", None),
-            pin_memory=d.pin_memory and self.device.type == "cuda", worker_init_fn=worker_init_fn,
-            persistent_workers=d.persistent_workers and workers > 0,
-            prefetch_factor=d.prefetch_factor if workers > 0 else None,
-            generator=torch.Generator().manual_seed(cfg.seed))  # keeps the global torch RNG untouched
-        full = len(self.sampler) // d.batch_size if d.drop_last else math.ceil(len(self.sampler) / d.batch_size)
+        self.sampler, self.loader, full = build_loader(cfg, self.dataset, env, self.device, ckpt, self.latest)
         self.steps_per_epoch = min(full, cfg.trainer.max_steps_per_epoch or full)
         if self.steps_per_epoch < 1:
-            raise WesvError(f"{d.train}: {len(self.dataset)} utterances give no full batch of data.batch_size "
-                            f"{d.batch_size} on {self.env.world_size} process(es); lower data.batch_size")
+            raise WesvError(f"{cfg.data.shards or cfg.data.train}: {len(self.dataset)} utterances give no full "
+                            f"batch of data.batch_size {cfg.data.batch_size} on {self.env.world_size} process(es); lower data.batch_size")
         self.total_steps = self.steps_per_epoch * cfg.trainer.epochs
 
         self.optimizer = build_optimizer(self.method.param_groups(), cfg.optim)
