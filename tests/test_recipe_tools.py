@@ -689,3 +689,24 @@ def test_voxceleb_wavlm_stages_run_only_with_a_model_dir(recipe):
     assert option(trains[2], "--init-from") == "exp/wavlm_mhfa_round1/encoder.pt"
     assert any(tool(c) == "loss_gate_report" for c in cmds)
     assert run(args[:-2] + ["--ssl_stages", "false"], d).stderr.count("wesv.bin.train") == 0
+
+
+def test_extract_takes_an_encoder_file(tmp_path):
+    """extract MODEL_DIR NAME [ENCODER_FILE]: the file goes to wesv.bin.extract as --model (e.g. averaged weights);
+    without it nothing changes; the embeddings are redone when the named file is newer than them."""
+    script = tmp_path / "t.sh"
+    script.write_text("set -euo pipefail\ndry_run=true\ncmd=tools/run_local.py\nnj=2\n"
+                      f". {ROOT}/wesv/recipe_tools/recipe.sh\n"
+                      "extract exp/a test exp/a/avg_model.pt\nextract exp/b test\n")
+    r = run(["bash", str(script)], tmp_path)
+    assert r.returncode == 0, r.stderr
+    cmds = [c for c in commands(r.stderr) if "wesv.bin.extract" in c]
+    assert option(cmds[0], "--model") == "exp/a/avg_model.pt" and option(cmds[0], "--model-dir") == "exp/a"
+    assert option(cmds[1], "--model") is None and option(cmds[1], "--model-dir") == "exp/b"
+    emb = tmp_path / "exp/a/emb/test"
+    emb.mkdir(parents=True)
+    (emb / "xvector.scp").write_text("")
+    (tmp_path / "exp/a/avg_model.pt").write_text("")
+    os.utime(emb / "xvector.scp", (1_000_000, 1_000_000))
+    r = run(["bash", str(script)], tmp_path)
+    assert "exp/a/avg_model.pt is newer than exp/a/emb/test/xvector.scp" in r.stderr, r.stderr

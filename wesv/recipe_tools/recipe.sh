@@ -164,17 +164,21 @@ train() {
   fi
 }
 
-# extract MODEL_DIR NAME: embeddings of data/NAME into MODEL_DIR/emb/NAME as $nj array jobs, then merged; skipped
-# when MODEL_DIR/emb/NAME/xvector.scp is there (several stages need the same embeddings) and not older than
-# MODEL_DIR/encoder.pt (when it is, the old embeddings are moved aside and extracted again).
+# extract MODEL_DIR NAME [ENCODER_FILE]: embeddings of data/NAME into MODEL_DIR/emb/NAME as $nj array jobs, then
+# merged; skipped when MODEL_DIR/emb/NAME/xvector.scp is there (several stages need the same embeddings) and not
+# older than the encoder (when it is, the old embeddings are moved aside and extracted again). The encoder is
+# MODEL_DIR/encoder.pt unless ENCODER_FILE names another (e.g. the average_model output), passed as --model.
 extract() {
-  local dir=$1 name=$2 out=$1/emb/$2
-  if up_to_date "$out/xvector.scp" "$dir/encoder.pt" "$out"; then
+  local dir=$1 name=$2 out=$1/emb/$2 model=${3:-$1/encoder.pt}
+  local with_model=()
+  [ -n "${3:-}" ] && with_model=(--model "$3")
+  if up_to_date "$out/xvector.scp" "$model" "$out"; then
     log "$out/xvector.scp is there; not extracting again"
     return
   fi
   step $cmd JOB=1:"$nj" "$out/log/extract.JOB.log" \
-    python -m wesv.bin.extract --model-dir "$dir" --data "data/$name" --out "$out" --job JOB --num-jobs "$nj"
+    python -m wesv.bin.extract --model-dir "$dir" ${with_model[@]+"${with_model[@]}"} --data "data/$name" \
+    --out "$out" --job JOB --num-jobs "$nj"
   step python -m wesv.bin.merge_embeddings --out "$out" --num-jobs "$nj" --data "data/$name"
   produced_paths+=("$out/xvector.scp")
 }
