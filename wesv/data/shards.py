@@ -280,6 +280,8 @@ class ShardDataset(ShardStream):
         labels = index.utt2spk() or {u: "" for u in index.utts}
         dataset = LabelledCropDataset(index.wav_scp(), labels, num_samples, augmenter, seed,
                                       index.sample_rate or 16000, short)
+        if index.spks is None:
+            dataset.labels[:] = -1  # no utt2spk was packed: no label
         super().__init__(index, dataset, rank=rank, world_size=world_size, seed=seed, buffer_size=buffer_size)
         self.speakers = dataset.speakers if index.spks is not None else []
         self.collate_fn = dataset.collate_fn
