@@ -1,7 +1,9 @@
 """Loader throughput: raw files (LabelledCropDataset, random access) vs tar shards (ShardDataset), utts/s.
 
 python bench/loader_shards.py --data DIR [--workers 2] [--utts-per-shard 100] [--crop-seconds 2] [--epochs 2]
-Writes the shards of DIR into a temp dir (FLAC, and WAV), then times whole epochs of each loader (batch 32).
+Writes the shards of DIR into a temp dir (FLAC, and WAV), then times whole epochs of each loader (batch 32), and
+the trainer's own loader path (``wesv.trainer.loaders.build_loader``: classifier dataset, data.train vs
+data.shards, persistent workers, set_epoch per epoch).
 """
 import argparse
 import os
@@ -25,6 +27,30 @@ def epoch_rate(dataset, workers: int, epochs: int, **loader_kw) -> float:
         dataset.set_epoch(epoch)
         loader = DataLoader(dataset, batch_size=32, num_workers=workers, collate_fn=dataset.collate_fn, **loader_kw)
         for batch in loader:
+            n += len(batch["utt"])
+    return n / (time.perf_counter() - start)
+
+
+def trainer_rate(data_dir: str, shards: str | None, workers: int, epochs: int, crop_seconds: float) -> float:
+    """Utterances per second through the trainer's loader (``build_loader``), batches as the trainer reads them."""
+    import torch
+
+    from wesv.config.train import config_from_dict
+    from wesv.distributed import DistEnv
+    from wesv.methods.classifier import Classifier
+    from wesv.trainer.loaders import build_loader
+
+    cfg = config_from_dict({"type": "classifier", "seed": 0, "encoder": {"name": "ecapa_tdnn_small"},
+                            "data": {"train": data_dir, "shards": shards, "crop_seconds": crop_seconds,
+                                     "batch_size": 32, "num_workers": workers, "drop_last": False}})
+    dataset = Classifier.build_dataset(cfg.method, cfg.data, None, cfg.seed)
+    handle, batches, steps = build_loader(cfg, dataset, DistEnv(), torch.device("cpu"))
+    n, start = 0, time.perf_counter()
+    for epoch in range(epochs):
+        handle.set_epoch(epoch)
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(epoch)
+        for _, batch in zip(range(steps), batches):
             n += len(batch["utt"])
     return n / (time.perf_counter() - start)
 
@@ -54,6 +80,13 @@ def main() -> None:
             rate = epoch_rate(ds, args.workers, args.epochs)
             print(f"shards {fmt}: {size / 2**20:.1f} MiB written in {time.perf_counter() - t:.1f} s, "
                   f"{args.workers} workers: {rate:8.1f} utts/s (x{rate / rate_raw:.2f} raw)")
+            if data.utt2spk is not None:
+                if fmt == "flac":
+                    base = trainer_rate(args.data, None, args.workers, args.epochs, args.crop_seconds)
+                    print(f"trainer loader, data.train: {args.workers} workers: {base:8.1f} utts/s")
+                rate = trainer_rate(args.data, out, args.workers, args.epochs, args.crop_seconds)
+                print(f"trainer loader, data.shards {fmt}: {args.workers} workers: {rate:8.1f} utts/s "
+                      f"(x{rate / base:.2f} data.train)")
 
 
 if __name__ == "__main__":

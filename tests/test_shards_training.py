@@ -153,3 +153,21 @@ def test_mid_epoch_resume_from_shards_is_exact(tmp_path, corpus, monkeypatch):
     steps = [{r["step"]: r["loss"] for r in map(json.loads, open(os.path.join(e, "metrics.jsonl")))
               if r["kind"] == "step"} for e in (full, part)]
     assert steps[0] == pytest.approx(steps[1], abs=1e-6) and len(steps[0]) == 12
+
+
+def test_dlg_lc_from_shards_trains_on_the_pseudo_labels_of_data_train(tmp_path, corpus):
+    """Shards packed with the true labels, data.train a pseudo-label dir (its utt2spk only): its labels are used."""
+    from wesv.loss_gate.record import read_records
+
+    data, shards = corpus
+    pseudo = tmp_path / "pseudo"
+    pseudo.mkdir()
+    utts = list(read_scp(os.path.join(data, "wav.scp")))
+    (pseudo / "utt2spk").write_text("".join(f"{u} c{i % 3}\n" for i, u in enumerate(utts)))  # not the speakers
+    exp, epochs = train(tmp_path, "dlg", str(pseudo), ["--type", "dlg_lc", "--data.shards", shards,
+                                                       "--data.num_workers", "2"],
+                        method="scale: 10.0\n  margin: 0.1\n  gate_start_epoch: 2")
+    records = read_records(exp)
+    assert [e for e, _ in records] == [1, 2] and all(np.isfinite(r["loss"]).all() for _, r in records)
+    assert list(records[0][1]["utt"]) == utts  # rows in dataset (shard) order
+    assert records[0][1]["label"].tolist() == [i % 3 for i in range(24)]  # ids of c0..c2, not of spk0..spk3
