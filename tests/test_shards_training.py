@@ -171,3 +171,54 @@ def test_dlg_lc_from_shards_trains_on_the_pseudo_labels_of_data_train(tmp_path, 
     assert [e for e, _ in records] == [1, 2] and all(np.isfinite(r["loss"]).all() for _, r in records)
     assert list(records[0][1]["utt"]) == utts  # rows in dataset (shard) order
     assert records[0][1]["label"].tolist() == [i % 3 for i in range(24)]  # ids of c0..c2, not of spk0..spk3
+
+
+@pytest.mark.slow
+def test_two_processes_two_workers_read_every_shard_row_once_per_epoch(tmp_path, corpus):
+    """torchrun × 2 (gloo), 2 workers each, from shards: the gathered table has every row once an epoch, and the
+    crops are the one-process crops (index and crop draws do not depend on who reads the utterance)."""
+    import subprocess
+    import sys
+
+    data, shards = corpus
+    conf = tmp_path / "conf.yaml"
+    conf.write_text(tiny_config(data).replace("type: classifier", "type: sample_probe"))
+    runner = os.path.join(os.path.dirname(os.path.abspath(__file__)), "run_sample_probe.py")
+    args = [runner, "--config", str(conf), "--data.shards", shards, "--data.num_workers", "2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    one, two = str(tmp_path / "one"), str(tmp_path / "two")
+    subprocess.run([sys.executable, *args, "--exp-dir", one], check=True, env=env, capture_output=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           *args, "--exp-dir", two], env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = (load_checkpoint(os.path.join(e, "checkpoints", "latest.pt")) for e in (one, two))
+    assert b["global_step"] == 2 * 3  # 6 shards of 4: each rank reads 3 (12 utterances), batch 4
+    assert (b["sample_state"]["columns"]["seen"] == 2).all()
+    assert torch.equal(a["sample_state"]["columns"]["crop_sum"], b["sample_state"]["columns"]["crop_sum"])
+    epochs = [r for r in map(json.loads, open(os.path.join(two, "metrics.jsonl"))) if r["kind"] == "epoch"]
+    assert [(r["rows_seen"], r["ranks_agree"]) for r in epochs] == [(24.0, 1.0), (24.0, 1.0)]
+
+
+def test_bad_shard_settings_fail_in_one_line(tmp_path, corpus, capsys):
+    from badinput import assert_clean_error, run_entry
+
+    data, shards = corpus
+    conf = tmp_path / "conf.yaml"
+    conf.write_text(tiny_config(data))
+    base = ["--config", str(conf), "--exp-dir", str(tmp_path / "exp")]
+    assert_clean_error(run_entry("train", base + ["--data.shards", str(tmp_path / "nowhere")], capsys),
+                       "nowhere/shards.list", "make_shards")
+    other = tmp_path / "at8k"  # the same shards, declared as 8 kHz audio
+    other.mkdir()
+    (other / "shards.list").write_text(open(os.path.join(shards, "shards.list")).read())
+    manifest = json.load(open(os.path.join(shards, "shards.json")))
+    (other / "shards.json").write_text(json.dumps({**manifest, "sample_rate": 8000}))
+    assert_clean_error(run_entry("train", base + ["--data.shards", str(other)], capsys),
+                       "8000 Hz audio but data.sample_rate is 16000", "--sample-rate 16000")
+    dino = tmp_path / "dino.yaml"
+    dino.write_text(tiny_config(data, method=DINO + f"\n  p_same_cluster: 0.5\n  cluster_data: {tmp_path}")
+                    .replace("type: classifier", "type: dino"))
+    assert_clean_error(run_entry("train", ["--config", str(dino), "--exp-dir", str(tmp_path / "exp"),
+                                           "--data.shards", shards], capsys),
+                       "method.p_same_cluster > 0", "data.shards")
+    assert not (tmp_path / "exp").exists()
