@@ -13,8 +13,8 @@ TINY_CORPUS = ("--num-train-speakers 6 --utts-per-speaker 4 --num-test-speakers 
                "--rirs-per-room 1 --num-workers 1")
 TINY_TRAINING = "--trainer.epochs 1 --data.batch_size 8 --data.num_workers 0 --trainer.progress false"
 SYSTEMS = ["baseline", "supervised", "DINO", "MoCo", "supervised (MoCo init)", "pseudo-labels round 1",
-           "pseudo-labels round 2", "DLG-LC round 1", "DLG-LC round 2", "multi-modal DLG-LC round 1",
-           "multi-modal DLG-LC round 2", "multi-modal DLG-LC round 2, audio + face score fusion",
+           "pseudo-labels round 2", "DLG-LC round 1", "multi-modal DLG-LC round 1",
+           "multi-modal DLG-LC round 1, audio + face score fusion",
            "supervised MHFA (true labels; wav2vec 2.0 tiny pretrained here)", "MHFA DLG-LC round 1",
            "MHFA DLG-LC round 1 + large-margin fine-tuning"]
 
@@ -22,7 +22,7 @@ SYSTEMS = ["baseline", "supervised", "DINO", "MoCo", "supervised (MoCo init)", "
 def _run_recipe(recipe: str, *extra: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1", PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
     cmd = ["bash", "run.sh", "--corpus_opts", TINY_CORPUS, "--train_opts", TINY_TRAINING, "--num_clusters", "5",
-           "--ssl_pretrain_steps", "3",
+           "--ssl_pretrain_steps", "3", "--mhfa", "true",
            "--nj", "2", *extra]
     return subprocess.run(cmd, cwd=recipe, env=env, capture_output=True, text=True, timeout=900)
 
@@ -50,7 +50,7 @@ def test_mini_recipe_end_to_end(tmp_path):
     assert "NMI" in round1["extra"]
     dlg1 = json.loads((recipe / "exp" / "dlg_round1" / "eval" / "test.json").read_text())
     assert "gate precision" in dlg1["extra"] and (recipe / "exp" / "dlg_round1" / "loss_gate" / "report.json").is_file()
-    assert (recipe / "exp" / "mm_round2" / "branch_face.pt").is_file()
+    assert (recipe / "exp" / "mm_round1" / "branch_face.pt").is_file()
     assert (recipe / "exp" / "ssl_pretrained" / "config.json").is_file()
     assert (recipe / "exp" / "mhfa_lmft" / "ssl_model").is_dir()  # the exported front-end travels with the encoder
     fused = json.loads((recipe / "exp" / "data" / "train_mm_round1" / "cluster_report.json").read_text())

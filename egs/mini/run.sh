@@ -15,15 +15,15 @@
 #   5   MoCo (no labels): train, extract, score
 #   6   supervised reference initialised from MoCo (the MoCo paper's pretraining claim)
 #   7   iterative pseudo-labels from DINO, $num_rounds rounds: cluster (NMI measured) -> train -> extract -> score
-#   8   the same rounds with DLG-LC (loss-gate + label correction; gate precision measured offline)
-#   9   multi-modal DLG-LC rounds: audio + face branches (data/train/face.scp) on the same pseudo-labels, fused
+#   8   $dlg_rounds rounds with DLG-LC (loss-gate + label correction; gate precision measured offline)
+#   9   $dlg_rounds multi-modal DLG-LC rounds: audio + face branches (data/train/face.scp) on the same pseudo-labels, fused
 #       clustering (audio embeddings + face embeddings; mean face frames before round 1), audio scored alone, plus
 #       an audio+face score-fusion row for the last round
 #   10  controls of round 1 ($controls; on in the claims profile): the round-1 clusters with shuffled ids (sizes
 #       kept), and the true labels (an oracle ceiling, marked as using labels), both trained as round 1 from DINO
-#   11  seed 000's front-end, the honest way: pretrain a tiny wav2vec 2.0 (transformers' Wav2Vec2ForPreTraining) on
+#   11  ($mhfa; on in the claims profile) seed 000's front-end, the honest way: pretrain a tiny wav2vec 2.0 (transformers' Wav2Vec2ForPreTraining) on
 #       the unlabelled training audio into $exp/ssl_pretrained, loaded as WavLM Base+ would be; supervised MHFA
-#   12  MHFA pseudo-label rounds with DLG-LC ($mhfa_rounds; labels from DINO, then the previous round), each
+#   12  ($mhfa) MHFA pseudo-label rounds with DLG-LC ($mhfa_rounds; labels from DINO, then the previous round), each
 #       restarting from the pretrained front-end; then large-margin fine-tuning of the last round
 #   20  results table exp/RESULTS.md and DET plot exp/det.png of every system in exp/*/eval/
 # A finished stage leaves $exp/.done/stage_N (holding its wall time in seconds, summed over resumed runs) and is
@@ -51,6 +51,9 @@ corpus_opts=""        # extra make_corpus options, e.g. "--num-train-speakers 20
 train_opts=""         # extra overrides for every training run, e.g. "--trainer.epochs 1"
 num_clusters=150      # pseudo-speakers per round (the corpus has 120 train speakers; SSL stages do not know that)
 profile=demo          # demo: every system in < 20 min; claims: larger corpus, longer training, controls (conf/profile_*.sh)
+dlg_rounds=1          # DLG-LC and multi-modal rounds, stages 8-9 (the profile sets it: demo 1, claims 2)
+mhfa=false            # stages 11-12, wav2vec 2.0 pretraining + MHFA (the profile sets it: demo false, claims true)
+controls=false        # stage 10, the round-1 controls (the profile sets it: demo false, claims true)
 ssl_pretrain_steps=200   # stage 11: wav2vec 2.0 pretraining steps
 mhfa_rounds=1         # stage 12: MHFA pseudo-label rounds
 face_weight=1        # weight of the face block in the fused clustering of multi-modal rounds
@@ -59,10 +62,14 @@ seeds=""              # e.g. "0 1 2": run the whole recipe once per seed in runs
 . ./path.sh   # finds wesv's shell tools (tools/); the python with wesv is needed for real runs only
 . ./cmd.sh
 all_args=("$@")
-. tools/parse_options.sh
-[[ $stage =~ ^[0-9]+$ && $stop_stage =~ ^[0-9]+$ ]] || { echo "$0: --stage and --stop_stage take numbers" >&2; exit 1; }
+# The profile's settings are defaults: read --profile first, so that options given on the command line win.
+for ((i = 1; i < $#; i++)); do
+  if [ "${!i}" = --profile ]; then j=$((i + 1)); profile=${!j}; fi
+done
 [ -f "conf/profile_$profile.sh" ] || { echo "$0: no conf/profile_$profile.sh (--profile demo or claims)" >&2; exit 1; }
 . "conf/profile_$profile.sh"
+. tools/parse_options.sh
+[[ $stage =~ ^[0-9]+$ && $stop_stage =~ ^[0-9]+$ ]] || { echo "$0: --stage and --stop_stage take numbers" >&2; exit 1; }
 corpus_opts="$profile_corpus_opts $corpus_opts"   # the profile's corpus, then the user's options (last wins)
 
 . tools/recipe.sh   # log, step, begin/finish (stage markers, --force), system wall time, train, extract
@@ -246,10 +253,10 @@ if begin 7 "iterative pseudo-labels from DINO: $num_rounds rounds of cluster -> 
   finish
 fi
 
-if begin 8 "DLG-LC pseudo-labels from DINO: $num_rounds rounds with the loss-gate and label correction" \
-    $(round_outputs dlg_round); then
+if begin 8 "DLG-LC pseudo-labels from DINO: $dlg_rounds rounds with the loss-gate and label correction" \
+    $(round_outputs dlg_round "$dlg_rounds"); then
   # shellcheck disable=SC2086
-  pseudo_rounds "$exp/dino" dlg_round conf/dlg_lc.yaml "DLG-LC" "$num_rounds" true $pseudo_opts
+  pseudo_rounds "$exp/dino" dlg_round conf/dlg_lc.yaml "DLG-LC" "$dlg_rounds" true $pseudo_opts
   finish
 fi
 
@@ -284,14 +291,14 @@ mm_round() {
   metrics_extra=()
 }
 
-if begin 9 "multi-modal DLG-LC from DINO: $num_rounds rounds, audio + face branches, fused clustering" \
-    $(round_outputs mm_round) "$exp/mm_fusion"; then
+if begin 9 "multi-modal DLG-LC from DINO: $dlg_rounds rounds, audio + face branches, fused clustering" \
+    $(round_outputs mm_round "$dlg_rounds") "$exp/mm_fusion"; then
   prev=$exp/dino
-  for r in $(seq 1 "$num_rounds"); do
+  for r in $(seq 1 "$dlg_rounds"); do
     mm_round "$r" "$prev"
     prev=$exp/mm_round$r
   done
-  step python -m wesv.bin.plot_rounds --reports $(for r in $(seq 1 "$num_rounds"); do echo "$exp/data/train_mm_round$r/cluster_report.json"; done) \
+  step python -m wesv.bin.plot_rounds --reports $(for r in $(seq 1 "$dlg_rounds"); do echo "$exp/data/train_mm_round$r/cluster_report.json"; done) \
     --out "$exp/purity_mm_rounds.png"
   # The last round's audio and face scores fused (z-normalised, equal weights): the audio+visual row.
   system_begin "$exp/mm_fusion"
@@ -304,7 +311,7 @@ if begin 9 "multi-modal DLG-LC from DINO: $num_rounds rounds, audio + face branc
   secs=$(system_seconds)
   step python -m wesv.bin.compute_metrics --trials data/test/trials --scores "$exp/mm_fusion/scores/test.score" \
     --det-png "$exp/mm_fusion/eval/test_det.png" --json "$exp/mm_fusion/eval/test.json" \
-    --system "multi-modal DLG-LC round $num_rounds, audio + face score fusion" --extra "wall time (s)=$secs"
+    --system "multi-modal DLG-LC round $dlg_rounds, audio + face score fusion" --extra "wall time (s)=$secs"
   finish
 fi
 
@@ -324,7 +331,7 @@ if $controls && begin 10 "controls of round 1: shuffled cluster ids, and the tru
   finish
 fi
 
-if begin 11 "SSL front-end + MHFA: pretrain a tiny wav2vec 2.0 on the unlabelled training audio, supervised MHFA" \
+if $mhfa && begin 11 "SSL front-end + MHFA: pretrain a tiny wav2vec 2.0 on the unlabelled training audio, supervised MHFA" \
     "$exp/ssl_pretrained" "$exp/mhfa_supervised"; then
   if [ -f "$exp/ssl_pretrained/config.json" ]; then
     log "$exp/ssl_pretrained is there; not pretraining again"
@@ -339,7 +346,7 @@ if begin 11 "SSL front-end + MHFA: pretrain a tiny wav2vec 2.0 on the unlabelled
   finish
 fi
 
-if begin 12 "MHFA DLG-LC pseudo-label rounds from DINO ($mhfa_rounds), then large-margin fine-tuning" \
+if $mhfa && begin 12 "MHFA DLG-LC pseudo-label rounds from DINO ($mhfa_rounds), then large-margin fine-tuning" \
     $(round_outputs mhfa_round "$mhfa_rounds") "$exp/mhfa_lmft"; then
   # shellcheck disable=SC2086
   pseudo_rounds "$exp/dino" mhfa_round conf/mhfa.yaml "MHFA DLG-LC" "$mhfa_rounds" false --type dlg_lc \
@@ -356,7 +363,7 @@ fi
 if begin 20 "results table" "$exp/RESULTS.md" "$exp/det.png"; then
   # The systems in the order of the stages; any other system evaluated into $exp/*/eval/ comes after them.
   results=()
-  for d in baseline supervised dino moco supervised_moco_init $(for k in round dlg_round; do for r in $(seq 1 "$num_rounds"); do echo $k$r; done; done) $(for r in $(seq 1 "$num_rounds"); do echo mm_round$r; done) mm_fusion control_shuffled oracle_labels mhfa_supervised $(for r in $(seq 1 "$mhfa_rounds"); do echo mhfa_round$r; done) mhfa_lmft; do
+  for d in baseline supervised dino moco supervised_moco_init $(for r in $(seq 1 "$num_rounds"); do echo round$r; done) $(for r in $(seq 1 "$dlg_rounds"); do echo dlg_round$r; done) $(for r in $(seq 1 "$dlg_rounds"); do echo mm_round$r; done) mm_fusion control_shuffled oracle_labels mhfa_supervised $(for r in $(seq 1 "$mhfa_rounds"); do echo mhfa_round$r; done) mhfa_lmft; do
     [ -f "$exp/$d/eval/test.json" ] && results+=("$exp/$d/eval/test.json")
   done
   for j in "$exp"/*/eval/test.json; do

@@ -13,4 +13,6 @@ pseudo_opts="--trainer.epochs 12"
 mhfa_opts="--trainer.epochs 10"
 mhfa_rounds=2
 ssl_pretrain_steps=1000
+dlg_rounds=2
+mhfa=true
 controls=true
