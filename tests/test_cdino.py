@@ -119,6 +119,15 @@ def test_oracle_labels_only_with_the_explicit_flag(tmp_path):
     with pytest.raises(WesvError, match="true labels"):
         read_cluster_map(str(link), data)
     assert read_cluster_map(data, data, oracle_labels=True) == read_utt2spk(os.path.join(data, "utt2spk"))
+    copy = tmp_path / "oracle"  # the recipe's oracle control: a copy of the true utt2spk, marked
+    copy.mkdir()
+    (copy / "utt2spk").write_text(open(os.path.join(data, "utt2spk")).read())
+    with pytest.raises(WesvError, match="holds no ORACLE_LABELS"):
+        read_cluster_map(str(copy), data, oracle_labels=True)
+    (copy / "ORACLE_LABELS").write_text("")
+    with pytest.raises(WesvError, match="marked as true labels"):
+        read_cluster_map(str(copy), data)
+    assert read_cluster_map(str(copy), data, oracle_labels=True) == read_utt2spk(os.path.join(data, "utt2spk"))
 
 
 # ---- progressive refresh: DataLoader workers, resume ---------------------------------------------------------
@@ -285,3 +294,45 @@ def test_recluster_settings_fail_naming_the_keys():
         build_cdino("", recluster_every=1, p_same_cluster=0.5)  # kmeans_ahc without a number or threshold
     with pytest.raises(WesvError, match="oracle_labels with method.recluster_every"):
         build_cdino("", recluster_every=1, recluster_num_clusters=2, oracle_labels=True)
+
+
+@pytest.mark.parametrize("recipe,cdino,dino", [("mini", "cdino", "dino"),
+                                               ("voxceleb", "cdino_ecapa512", "dino_ecapa512")])
+def test_recipe_cdino_configs_continue_their_dino_run(recipe, cdino, dino):
+    from dataclasses import fields
+
+    from wesv.methods.dino import DinoConfig
+
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "egs", recipe, "conf")
+    c, d = (load_config(os.path.join(root, f"{name}.yaml")) for name in (cdino, dino))
+    assert c.type == "cdino" and c.encoder == d.encoder and (c.data, c.augment) == (d.data, d.augment)
+    same = ("num_global", "global_seconds", "num_local", "local_seconds", "out_dim", "hidden_dim", "bottleneck_dim",
+            "head_layers", "student_temp", "center_momentum")
+    assert {k: getattr(c.method, k) for k in same} == {k: getattr(d.method, k) for k in same}
+    assert {f.name for f in fields(DinoConfig)} <= set(vars(c.method))
+    assert c.method.continue_from == "exp/dino" and 0 < c.method.p_same_cluster < 1
+    assert c.method.cluster_views == "global" and not c.method.oracle_labels
+    assert c.trainer.epochs < d.trainer.epochs and c.method.freeze_last_layer_epochs == 0
+
+
+@pytest.mark.slow
+def test_progressive_cdino_under_two_processes(tmp_path):
+    """torchrun (gloo): rank 0 re-clusters, every rank trains on the same map; the view pairs cover both ranks."""
+    import subprocess
+    import sys
+
+    data = make_tiny_corpus(str(tmp_path), num_speakers=3, utts_per_speaker=4, seconds=0.5)
+    conf = tmp_path / "conf.yaml"
+    conf.write_text(config_text(data, "cdino", "p_same_cluster: 1.0\n  recluster_every: 1\n"
+                                "  recluster_num_clusters: 3\n  recluster_kmeans: 6\n", epochs=2))
+    exp = tmp_path / "exp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+           "wesv.bin.train", "--config", str(conf), "--exp-dir", str(exp)]
+    proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "re-clustered the teacher's embeddings as epoch 2 starts: 3 clusters" in proc.stderr
+    mapping = read_utt2spk(str(exp / "clusters" / "epoch_1" / "utt2spk"))
+    lines = open(exp / "view_pairs" / "epoch_2.tsv").read().splitlines()
+    assert int(lines[0].split()[2]) > 4  # the anchors of both ranks' batches (4 each), gathered by the table
+    assert all(mapping[a] == mapping[s] for a, _, s in (line.split("\t") for line in lines[1:]))

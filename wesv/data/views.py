@@ -62,6 +62,11 @@ def check_views_config(cfg: ViewsConfig, cluster_refresh: bool = False) -> None:
                         "wesv.bin.cluster)")
 
 
+#: A file in a copy of the true ``utt2spk`` (the oracle control): such a dir is refused unless
+#: ``method.oracle_labels: true``, and that flag is refused for a dir without it.
+ORACLE_MARKER = "ORACLE_LABELS"
+
+
 def _same_file(a: str, b: str) -> bool:
     """Whether two paths name one file (a link or the same path); compares inodes, never opens either."""
     try:
@@ -76,10 +81,17 @@ def read_cluster_map(cluster_dir: str, train_dir: str, oracle_labels: bool = Fal
     path = os.path.join(cluster_dir, "utt2spk")
     own = (os.path.realpath(cluster_dir) == os.path.realpath(train_dir)
            or _same_file(path, os.path.join(train_dir, "utt2spk")))
-    if own and not oracle_labels:
-        raise WesvError(f"method.cluster_data is the training data dir {train_dir} (its true labels): "
-                        "self-supervised training must not read them; give a pseudo-label dir written by "
-                        "wesv.bin.cluster (or set method.oracle_labels: true for the oracle control)")
+    marked = os.path.isfile(os.path.join(cluster_dir, ORACLE_MARKER))
+    if (own or marked) and not oracle_labels:
+        what = f"the training data dir {train_dir} (its true labels)" if own else \
+            f"{cluster_dir}, marked as true labels ({ORACLE_MARKER})"
+        raise WesvError(f"method.cluster_data is {what}: self-supervised training must not read them; give a "
+                        "pseudo-label dir written by wesv.bin.cluster (or set method.oracle_labels: true for the "
+                        "oracle control)")
+    if oracle_labels and not (own or marked):
+        raise WesvError(f"method.oracle_labels is true but {cluster_dir} holds no {ORACLE_MARKER} file (nor is it "
+                        "the training dir): mark the copy of the true utt2spk with it, or drop oracle_labels for "
+                        "a pseudo-label dir")
     if not os.path.isfile(path):
         raise WesvError(f"{path}: no utt2spk in method.cluster_data; run wesv.bin.cluster to write one")
     if oracle_labels:
