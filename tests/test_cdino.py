@@ -336,3 +336,22 @@ def test_progressive_cdino_under_two_processes(tmp_path):
     lines = open(exp / "view_pairs" / "epoch_2.tsv").read().splitlines()
     assert int(lines[0].split()[2]) > 4  # the anchors of both ranks' batches (4 each), gathered by the table
     assert all(mapping[a] == mapping[s] for a, _, s in (line.split("\t") for line in lines[1:]))
+
+
+@pytest.mark.parametrize("override,needles", [
+    (["--method.out_dim", "64"], ("shape mismatch", "center (1, 32) vs (1, 64)", "out_dim")),
+    (["--method.continue_from", "ENCODER"], ("not a training checkpoint",)),
+])
+def test_train_cli_refuses_a_continuation_that_does_not_fit(tmp_path, dino_run, capsys, override, needles):
+    from badinput import assert_clean_error, run_entry, tree_digest
+
+    data, exp_dino = dino_run
+    conf = tmp_path / "c.yaml"
+    conf.write_text(config_text(data, "cdino", f"continue_from: {exp_dino}\n  p_same_cluster: 0.5\n"
+                                "  recluster_every: 1\n  recluster_num_clusters: 2\n"))
+    before = tree_digest(exp_dino)
+    override = [a.replace("ENCODER", os.path.join(exp_dino, "encoder.pt")) for a in override]
+    exp = tmp_path / "exp"
+    outcome = run_entry("train", ["--config", str(conf), "--exp-dir", str(exp)] + override, capsys)
+    assert_clean_error(outcome, *needles)
+    assert not exp.exists() and tree_digest(exp_dino) == before
