@@ -230,7 +230,8 @@ def test_view_report_measures_precision_against_true_labels(tmp_path, dino_run, 
     assert done.value.code == 0
     row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     truth = read_utt2spk(os.path.join(data, "utt2spk"))
-    triples = [line.split("\t") for line in open(os.path.join(exp, "view_pairs", "epoch_1.tsv")).read().splitlines()[1:]]
+    lines = open(os.path.join(exp, "view_pairs", "epoch_1.tsv")).read().splitlines()
+    triples = [line.split("\t") for line in lines[1:]]
     assert row["drawn"] == len(triples) > 0
     assert row["precision"] == pytest.approx(np.mean([truth[a] == truth[s] for a, _, s in triples]))
 
