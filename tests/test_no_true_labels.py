@@ -64,6 +64,31 @@ def test_ssl_training_never_opens_true_labels(tmp_path, watched_corpus, method_t
     assert os.path.isfile(tmp_path / f"exp_{method_type}" / "encoder.pt")
 
 
+CDINO_BODY = ("num_global: 2\n  global_seconds: 0.4\n  num_local: 2\n  local_seconds: 0.25\n  out_dim: 64\n"
+              "  hidden_dim: 32\n  bottleneck_dim: 16\n  collapse_grace_epochs: 5\n  p_same_cluster: 0.5")
+
+
+@pytest.mark.parametrize("mode", ["fixed", "progressive"])
+def test_cdino_never_opens_true_labels(tmp_path, watched_corpus, mode):
+    """C-DINO reads only a pseudo-label map (fixed) or the maps it clusters itself (progressive refresh)."""
+    if mode == "fixed":
+        pseudo = tmp_path / "round1"
+        pseudo.mkdir()
+        utts = [line.split()[0] for line in open(os.path.join(watched_corpus, "wav.scp"))]
+        (pseudo / "utt2spk").write_text("".join(f"{u} c{i % 3}\n" for i, u in enumerate(utts)))
+        body = CDINO_BODY + f"\n  cluster_data: {pseudo}"
+    else:
+        body = CDINO_BODY + "\n  recluster_every: 1\n  recluster_num_clusters: 3\n  recluster_kmeans: 6"
+    text = open(_ssl_config(tmp_path, watched_corpus, "cdino", body)).read().replace("epochs: 1", "epochs: 2")
+    (tmp_path / "cdino.yaml").write_text(text)
+    exp = tmp_path / f"exp_cdino_{mode}"
+    assert train(load_config(str(tmp_path / "cdino.yaml")), str(exp)) == 0
+    assert _watch["hits"] == []
+    assert os.path.isfile(exp / "view_pairs" / "epoch_2.tsv")
+    if mode == "progressive":
+        assert os.path.isfile(exp / "clusters" / "epoch_1" / "utt2spk")
+
+
 def test_the_hook_does_catch_a_label_read(watched_corpus):
     """The guard itself works: the supervised classifier reads utt2spk, and is caught."""
     with pytest.raises(PermissionError):

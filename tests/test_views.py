@@ -61,10 +61,11 @@ def test_counts_lengths_and_sample_keys(data):
     ds = build_views_dataset(small_cfg(), data[0], None, seed=3)
     assert len(ds) == NUM_UTTS
     s = ds[0]
-    assert set(s) == {"views", "index", "utt", "view_utts", "global_overlap"}
+    assert set(s) == {"views", "index", "utt", "view_utts", "view_sources", "global_overlap"}
     assert [len(v) for v in s["views"]] == [SR] * 2 + [SR // 2] * 3
     assert all(v.dtype == np.float32 for v in s["views"])
     assert s["index"] == 0 and s["utt"] == "utt0" and s["view_utts"] == ["utt0"] * 5
+    assert s["view_sources"] == [0] * 5
 
 
 def test_views_do_not_overlap_when_the_utterance_holds_them(data):

@@ -1,5 +1,6 @@
 """Multi-view dataset for DINO / MoCo: K global + L local augmented crops per utterance (seams 2 and 4)."""
 import os
+import re
 from dataclasses import asdict, dataclass
 from typing import Callable
 
@@ -10,6 +11,9 @@ from torch.utils.data import Dataset
 from wesv.data.audio import crop, crops, load_audio, overlap_fraction
 from wesv.data.datadir import read_scp, read_utt2spk
 from wesv.errors import WesvError
+from wesv.log import get_logger
+
+log = get_logger("wesv.data.views")
 
 CLUSTER_VIEWS = ("global", "local", "all")
 
@@ -34,10 +38,13 @@ class ViewsConfig(GlobalViewsConfig):
     cluster_data: str | None = None
     p_same_cluster: float = 0.0  # chance that a view is cut from another utterance of the same cluster
     cluster_views: str = "global"  # which views may come from the cluster: "global", "local" or "all"
+    # Oracle control only (C-DINO views drawn by true speaker): lets cluster_data hold true labels. Logged loudly.
+    oracle_labels: bool = False
 
 
-def check_views_config(cfg: ViewsConfig) -> None:
-    """Raise ``WesvError`` naming the ``method.*`` key of an inconsistent view setting."""
+def check_views_config(cfg: ViewsConfig, cluster_refresh: bool = False) -> None:
+    """Raise ``WesvError`` naming the ``method.*`` key of an inconsistent view setting; ``cluster_refresh``: the
+    cluster map comes from the run itself (C-DINO's progressive re-clustering), so ``cluster_data`` may be unset."""
     if cfg.num_global < 1 or cfg.num_local < 0:
         raise WesvError(f"method.num_global must be >= 1 and method.num_local >= 0 (got {cfg.num_global}, "
                         f"{cfg.num_local})")
@@ -50,20 +57,64 @@ def check_views_config(cfg: ViewsConfig) -> None:
         raise WesvError(f"method.cluster_views must be one of {CLUSTER_VIEWS} (got {cfg.cluster_views!r})")
     if not 0.0 <= cfg.p_same_cluster <= 1.0:
         raise WesvError(f"method.p_same_cluster must be in [0, 1] (got {cfg.p_same_cluster})")
-    if cfg.p_same_cluster > 0 and not cfg.cluster_data:
+    if cfg.p_same_cluster > 0 and not cfg.cluster_data and not cluster_refresh:
         raise WesvError("method.p_same_cluster > 0 needs method.cluster_data (a pseudo-label data dir written by "
                         "wesv.bin.cluster)")
 
 
-def read_cluster_map(cluster_dir: str, train_dir: str) -> dict[str, str]:
-    """utt → cluster id from a pseudo-label data dir's utt2spk; refuses the training dir itself (true labels)."""
-    if os.path.realpath(cluster_dir) == os.path.realpath(train_dir):
-        raise WesvError(f"method.cluster_data is the training data dir {train_dir}: self-supervised training must "
-                        "not read true labels; give a pseudo-label dir written by wesv.bin.cluster")
+#: A file in a copy of the true ``utt2spk`` (the oracle control): such a dir is refused unless
+#: ``method.oracle_labels: true``, and that flag is refused for a dir without it.
+ORACLE_MARKER = "ORACLE_LABELS"
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether two paths name one file (a link or the same path); compares inodes, never opens either."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def read_cluster_map(cluster_dir: str, train_dir: str, oracle_labels: bool = False) -> dict[str, str]:
+    """utt → cluster id from a pseudo-label data dir's utt2spk; refuses the training dir's own labels (the dir, or a
+    link to its utt2spk) unless ``oracle_labels`` (the oracle control, which uses labels on purpose, logged)."""
     path = os.path.join(cluster_dir, "utt2spk")
+    own = (os.path.realpath(cluster_dir) == os.path.realpath(train_dir)
+           or _same_file(path, os.path.join(train_dir, "utt2spk")))
+    marked = os.path.isfile(os.path.join(cluster_dir, ORACLE_MARKER))
+    if (own or marked) and not oracle_labels:
+        what = f"the training data dir {train_dir} (its true labels)" if own else \
+            f"{cluster_dir}, marked as true labels ({ORACLE_MARKER})"
+        raise WesvError(f"method.cluster_data is {what}: self-supervised training must not read them; give a "
+                        "pseudo-label dir written by wesv.bin.cluster (or set method.oracle_labels: true for the "
+                        "oracle control)")
+    if oracle_labels and not (own or marked):
+        raise WesvError(f"method.oracle_labels is true but {cluster_dir} holds no {ORACLE_MARKER} file (nor is it "
+                        "the training dir): mark the copy of the true utt2spk with it, or drop oracle_labels for "
+                        "a pseudo-label dir")
     if not os.path.isfile(path):
         raise WesvError(f"{path}: no utt2spk in method.cluster_data; run wesv.bin.cluster to write one")
+    if oracle_labels:
+        log.warning("ORACLE: method.oracle_labels is true: cluster views are drawn from %s as given (true speaker "
+                    "labels for the oracle control): this run USES LABELS and is not self-supervised", path)
     return read_utt2spk(path)
+
+
+#: Sub-dir of an experiment holding progressively refreshed cluster maps: ``clusters/epoch_N/utt2spk``, the map
+#: used from 0-based epoch N on.
+REFRESH_PATTERN = re.compile(r"epoch_(\d+)")
+
+
+def refreshed_map_path(cluster_dir: str, epoch: int) -> str | None:
+    """The ``utt2spk`` of ``cluster_dir/epoch_M`` with the largest M <= ``epoch`` (None: no refresh yet)."""
+    if not os.path.isdir(cluster_dir):
+        return None
+    best = -1
+    for name in os.listdir(cluster_dir):
+        m = REFRESH_PATTERN.fullmatch(name)
+        if m and best < int(m.group(1)) <= epoch and os.path.isfile(os.path.join(cluster_dir, name, "utt2spk")):
+            best = int(m.group(1))
+    return None if best < 0 else os.path.join(cluster_dir, f"epoch_{best}", "utt2spk")
 
 
 class ViewsDataset(Dataset):
@@ -81,8 +132,8 @@ class ViewsDataset(Dataset):
 
     def __init__(self, wav_scp: dict[str, str], cfg: ViewsConfig, augmenter: Callable | None = None,
                  seed: int = 0, sample_rate: int = 16000, cluster_map: dict[str, str] | None = None,
-                 short: str = "repeat", resample: bool = False):
-        check_views_config(cfg)
+                 short: str = "repeat", resample: bool = False, cluster_refresh: bool = False):
+        check_views_config(cfg, cluster_refresh)
         if not wav_scp:
             raise WesvError("the training wav.scp is empty; check the data dir given in data:")
         self.cfg = cfg
@@ -99,9 +150,14 @@ class ViewsDataset(Dataset):
         self.min_lengths = ([self._samples(cfg.global_seconds)] * cfg.num_global
                             + [self._samples(cfg.local_seconds)] * cfg.num_local)
         self.min_samples = 1  # shortest usable utterance; the trainer sets the encoder's front-end minimum
-        self.with_clusters = bool(cluster_map) and cfg.p_same_cluster > 0
+        self.with_clusters = (bool(cluster_map) or cluster_refresh) and cfg.p_same_cluster > 0
+        #: Where refreshed maps appear (``clusters/epoch_N/utt2spk``); set by C-DINO. ``set_epoch`` picks the one
+        #: for its epoch, in the main process and in each (persistent) DataLoader worker alike.
+        self.cluster_dir: str | None = None
+        self.cluster_path: str | None = None  # the refreshed map in use (None: the initial ``cluster_data`` map)
+        self._initial_map = cluster_map or {}
         if self.with_clusters:
-            self._index_clusters(cluster_map)
+            self._index_clusters(self._initial_map)
 
     def _samples(self, seconds: float) -> int:
         return int(round(seconds * self.sample_rate))
@@ -131,8 +187,27 @@ class ViewsDataset(Dataset):
         return pick if pick != index else int(group[-1])
 
     def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose random crops and augmentations ``__getitem__`` returns."""
+        """Select the epoch whose random crops and augmentations ``__getitem__`` returns (and, with
+        ``cluster_dir``, the cluster map refreshed for it)."""
         self.epoch = int(epoch)
+        if self.cluster_dir is not None and self.with_clusters:
+            path = refreshed_map_path(self.cluster_dir, self.epoch)
+            if path != self.cluster_path:
+                self._index_clusters(read_utt2spk(path) if path else self._initial_map)
+                self.cluster_path = path
+
+    def num_clusters(self) -> int:
+        """Clusters in the map in use (0 without one)."""
+        return len(self.members) if self.with_clusters else 0
+
+    def view_sources(self, index: int, rng: np.random.Generator) -> list[int]:
+        """Dataset index each view of sample ``index`` is cut from (``index`` itself, or a cluster mate)."""
+        sources = [int(index)] * len(self.max_lengths)
+        if self.with_clusters:
+            draws = rng.random(len(sources)) < self.cfg.p_same_cluster
+            for v in np.flatnonzero(draws & self._cluster_view_mask()):
+                sources[v] = self._other_in_cluster(int(index), rng)
+        return sources
 
     def __len__(self) -> int:
         return len(self.utts)
@@ -165,11 +240,7 @@ class ViewsDataset(Dataset):
         """Sample ``index`` (its views); ``wave``: its whole audio already read (from a shard)."""
         rng = np.random.default_rng([self.seed, self.epoch, int(index)])
         lengths = self.max_lengths
-        sources = [int(index)] * len(lengths)
-        if self.with_clusters:
-            draws = rng.random(len(lengths)) < self.cfg.p_same_cluster
-            for v in np.flatnonzero(draws & self._cluster_view_mask()):
-                sources[v] = self._other_in_cluster(int(index), rng)
+        sources = self.view_sources(index, rng)
         # One speed per sample, before cropping (an Augmenter's speed_perturb; None: off or a plain callable).
         speed = self.augmenter.draw_speed(rng) if hasattr(self.augmenter, "draw_speed") else None
         own = [v for v, s in enumerate(sources) if s == index]
@@ -195,7 +266,7 @@ class ViewsDataset(Dataset):
         own_globals = [v for v in own if v < self.cfg.num_global]
         pairs = [overlap_fraction(spans[a], spans[b]) for i, a in enumerate(own_globals) for b in own_globals[i + 1:]]
         return {"views": [np.ascontiguousarray(v, dtype=np.float32) for v in views], "index": int(index),
-                "utt": self.utts[index], "view_utts": [self.utts[s] for s in sources],
+                "utt": self.utts[index], "view_utts": [self.utts[s] for s in sources], "view_sources": sources,
                 "global_overlap": float(np.mean(pairs)) if pairs else None}
 
     def collate(self, samples: list[dict]) -> dict:
@@ -220,7 +291,8 @@ class ViewsDataset(Dataset):
         overlaps = [s["global_overlap"] for s in samples if s.get("global_overlap") is not None]
         out = {"views": views, "index": torch.tensor([s["index"] for s in samples], dtype=torch.long),
                "utt": [s["utt"] for s in samples], "view_utts": [[s["view_utts"][v] for s in samples]
-                                                                 for v in range(len(lengths))]}
+                                                                 for v in range(len(lengths))],
+               "view_index": torch.tensor([s["view_sources"] for s in samples], dtype=torch.long).T}
         if overlaps:
             out["global_overlap"] = torch.tensor(float(np.mean(overlaps)))
         return out
@@ -245,11 +317,11 @@ def as_views_config(cfg: GlobalViewsConfig) -> ViewsConfig:
 
 def build_views_dataset(cfg: GlobalViewsConfig, train_dir: str, augmenter: Callable | None, seed: int,
                         sample_rate: int = 16000, short: str = "repeat", resample: bool = False,
-                        shards: str | None = None) -> ViewsDataset:
+                        shards: str | None = None, cluster_refresh: bool = False) -> ViewsDataset:
     """The multi-view dataset of a training data dir: reads its wav.scp only (never its utt2spk); with ``shards``
     (``data.shards``), the utterances of the shards (their labels are never read)."""
     cfg = as_views_config(cfg)
-    check_views_config(cfg)
+    check_views_config(cfg, cluster_refresh)
     if shards:
         from wesv.data.shards import ShardIndex
 
@@ -261,5 +333,6 @@ def build_views_dataset(cfg: GlobalViewsConfig, train_dir: str, augmenter: Calla
     if not os.path.isfile(wav_scp_path):
         raise WesvError(f"{wav_scp_path}: missing; data.train must be a Kaldi data dir with a wav.scp "
                         "(or set data.shards)")
-    cluster_map = read_cluster_map(cfg.cluster_data, train_dir) if cfg.cluster_data else None
-    return ViewsDataset(read_scp(wav_scp_path), cfg, augmenter, seed, sample_rate, cluster_map, short, resample)
+    cluster_map = read_cluster_map(cfg.cluster_data, train_dir, cfg.oracle_labels) if cfg.cluster_data else None
+    return ViewsDataset(read_scp(wav_scp_path), cfg, augmenter, seed, sample_rate, cluster_map, short, resample,
+                        cluster_refresh)

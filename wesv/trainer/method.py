@@ -97,6 +97,14 @@ class Method(nn.Module):
         """
         return {"encoder": "mean"}
 
+    def attach_run(self, dataset: Dataset, exp_dir: str) -> None:
+        """Called on every rank once the method is on its device, before a resume restores it: the training
+        dataset and the exp dir, for methods that steer their data during the run (C-DINO's cluster refresh)."""
+
+    def on_fresh_start(self) -> None:
+        """Called once when a run starts from scratch (never on resume), after ``attach_run``: the place to
+        initialise from another run's state (C-DINO's ``method.continue_from``)."""
+
     def on_epoch_start(self, epoch: int, num_epochs: int) -> None:
         """Called before each epoch (0-based)."""
 

@@ -141,6 +141,9 @@ class Trainer:
         self.method: Method = method_cls(cfg.method, encoder, data_info).to(self.device)
         self.method.sample_state.to(self.device)
         self.method.artifact_dir = self.exp_dir if env.is_main else None
+        self.method.attach_run(self.dataset, self.exp_dir)
+        if ckpt is None:
+            self.method.on_fresh_start()
         self._synced_buffers = resolve_synced_buffers(self.method, self.method.synced_buffers())
         self.model: nn.Module = self.method
         self._ddp_signature: tuple | None = None
