@@ -16,7 +16,7 @@ SYSTEMS = ["baseline", "supervised", "DINO", "MoCo", "supervised (MoCo init)", "
            "pseudo-labels round 2", "DLG-LC round 1", "multi-modal DLG-LC round 1",
            "multi-modal DLG-LC round 1, audio + face score fusion",
            "supervised MHFA (true labels; wav2vec 2.0 tiny pretrained here)", "MHFA DLG-LC round 1",
-           "MHFA DLG-LC round 1 + large-margin fine-tuning"]
+           "MHFA DLG-LC round 1 + large-margin fine-tuning", "C-DINO (fixed)", "pseudo-labels from C-DINO round 1"]
 
 
 def _run_recipe(recipe: str, *extra: str) -> subprocess.CompletedProcess:
@@ -59,5 +59,5 @@ def test_mini_recipe_end_to_end(tmp_path):
     # Every stage has its marker: a rerun does nothing and says so.
     again = _run_recipe(str(recipe))
     assert again.returncode == 0, again.stderr[-4000:]
-    assert again.stderr.count("already done") == 12  # stages 1-9, 11, 12 and 20 (10, the controls, is off in the demo)
+    assert again.stderr.count("already done") == 14  # stages 1-9, 11-14 and 20 (10 and 15, the controls, are off)
     assert "wesv.bin.train" not in again.stderr

@@ -25,6 +25,10 @@
 #       the unlabelled training audio into $exp/ssl_pretrained, loaded as WavLM Base+ would be; supervised MHFA
 #   12  ($mhfa) MHFA pseudo-label rounds with DLG-LC ($mhfa_rounds; labels from DINO, then the previous round), each
 #       restarting from the pretrained front-end; then large-margin fine-tuning of the last round
+#   13  C-DINO ($cdino_mode): DINO continued with some views cut from other utterances of the same cluster (DINO's
+#       clusters, fixed; or re-clustered inside the run, progressive); view share and precision measured offline
+#   14  pseudo-label rounds from C-DINO ($dlg_rounds)
+#   15  ($controls) oracle C-DINO: views drawn by the true speaker (uses labels), the ceiling of stage 13
 #   20  results table exp/RESULTS.md and DET plot exp/det.png of every system in exp/*/eval/
 # A finished stage leaves $exp/.done/stage_N (holding its wall time in seconds, summed over resumed runs) and is
 # skipped next time unless --force true, which reruns every selected stage whole: its old outputs (exp/dino, ...)
@@ -56,6 +60,7 @@ mhfa=false            # stages 11-12, wav2vec 2.0 pretraining + MHFA (the profil
 controls=false        # stage 10, the round-1 controls (the profile sets it: demo false, claims true)
 ssl_pretrain_steps=200   # stage 11: wav2vec 2.0 pretraining steps
 mhfa_rounds=1         # stage 12: MHFA pseudo-label rounds
+cdino_mode=fixed      # stage 13: fixed (DINO's clusters) or progressive (re-clustered every 2 epochs in the run)
 face_weight=1        # weight of the face block in the fused clustering of multi-modal rounds
 seeds=""              # e.g. "0 1 2": run the whole recipe once per seed in runs/$profile/seedS, then mean ± std
 
@@ -360,10 +365,54 @@ if $mhfa && begin 12 "MHFA DLG-LC pseudo-label rounds from DINO ($mhfa_rounds), 
   finish
 fi
 
+# Stage 13's cluster settings: fixed = DINO's train embeddings clustered once into
+# $exp/data/train_cdino; progressive = the run re-clusters its teacher's embeddings itself every 2 epochs.
+if begin 13 "C-DINO from DINO ($cdino_mode clustering): views from other utterances of the same cluster" \
+    "$exp/cdino" "$exp/data/train_cdino"; then
+  system_begin "$exp/cdino"
+  if [ "$cdino_mode" = fixed ]; then
+    extract "$exp/dino" train
+    if up_to_date "$exp/data/train_cdino/cluster_report.json" "$exp/dino/emb/train/xvector.scp" "$exp/data/train_cdino"; then
+      log "$exp/data/train_cdino/cluster_report.json is there; not clustering again"
+    else
+      step python -m wesv.bin.cluster --emb "$exp/dino/emb/train/xvector.scp" --data data/train \
+        --out "$exp/data/train_cdino" --algorithm kmeans_ahc --num-clusters "$num_clusters" \
+        --truth-utt2spk data/train/utt2spk
+    fi
+    cd_args=(--method.cluster_data "$exp/data/train_cdino")
+  else
+    cd_args=(--method.cluster_data null --method.recluster_every 2 --method.recluster_num_clusters "$num_clusters")
+  fi
+  # shellcheck disable=SC2086
+  train conf/cdino.yaml "$exp/cdino" --method.continue_from "$exp/dino" "${cd_args[@]}" --seed "$seed" $cdino_opts
+  step python -m wesv.bin.view_report --exp-dir "$exp/cdino" --truth-utt2spk data/train/utt2spk
+  evaluate "C-DINO ($cdino_mode)" "$exp/cdino"
+  finish
+fi
+
+if begin 14 "pseudo-labels from C-DINO: $dlg_rounds rounds" $(round_outputs cdino_round "$dlg_rounds"); then
+  # shellcheck disable=SC2086
+  pseudo_rounds "$exp/cdino" cdino_round conf/pseudo.yaml "pseudo-labels from C-DINO" "$dlg_rounds" true $pseudo_opts
+  finish
+fi
+
+if $controls && begin 15 "oracle C-DINO: views drawn by true speaker (USES LABELS)" "$exp/cdino_oracle" \
+    "$exp/data/train_oracle_views"; then
+  system_begin "$exp/cdino_oracle"
+  step mkdir -p "$exp/data/train_oracle_views"
+  step cp data/train/utt2spk "$exp/data/train_oracle_views/"
+  step touch "$exp/data/train_oracle_views/ORACLE_LABELS"
+  # shellcheck disable=SC2086
+  train conf/cdino.yaml "$exp/cdino_oracle" --method.continue_from "$exp/dino" \
+    --method.cluster_data "$exp/data/train_oracle_views" --method.oracle_labels true --seed "$seed" $cdino_opts
+  evaluate "oracle C-DINO: views by true speaker (uses labels)" "$exp/cdino_oracle"
+  finish
+fi
+
 if begin 20 "results table" "$exp/RESULTS.md" "$exp/det.png"; then
   # The systems in the order of the stages; any other system evaluated into $exp/*/eval/ comes after them.
   results=()
-  for d in baseline supervised dino moco supervised_moco_init $(for r in $(seq 1 "$num_rounds"); do echo round$r; done) $(for r in $(seq 1 "$dlg_rounds"); do echo dlg_round$r; done) $(for r in $(seq 1 "$dlg_rounds"); do echo mm_round$r; done) mm_fusion control_shuffled oracle_labels mhfa_supervised $(for r in $(seq 1 "$mhfa_rounds"); do echo mhfa_round$r; done) mhfa_lmft; do
+  for d in baseline supervised dino moco supervised_moco_init $(for r in $(seq 1 "$num_rounds"); do echo round$r; done) $(for r in $(seq 1 "$dlg_rounds"); do echo dlg_round$r; done) $(for r in $(seq 1 "$dlg_rounds"); do echo mm_round$r; done) mm_fusion control_shuffled oracle_labels mhfa_supervised $(for r in $(seq 1 "$mhfa_rounds"); do echo mhfa_round$r; done) mhfa_lmft cdino $(for r in $(seq 1 "$dlg_rounds"); do echo cdino_round$r; done) cdino_oracle; do
     [ -f "$exp/$d/eval/test.json" ] && results+=("$exp/$d/eval/test.json")
   done
   for j in "$exp"/*/eval/test.json; do

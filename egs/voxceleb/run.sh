@@ -24,6 +24,8 @@
 #       $exp/data/vox2_dev_roundR, train $pseudo_config from the previous encoder, evaluate (with the NMI of the
 #       clusters against $truth_utt2spk); then the NMI / purity plot over rounds ($exp/pseudo_rounds.png).
 #       --dlg_lc true: the rounds train $dlg_config (loss-gate + label correction) into $exp/dlg_roundR instead
+#   16  C-DINO ($cdino_config, $cdino_mode): DINO continued with views from other utterances of the same cluster
+#   17  pseudo-label rounds from C-DINO (DLG-LC with --dlg_lc true: seed 001's whole system)
 #   14  supervised WavLM Base+ + MHFA ($mhfa_config, front-end from $ssl_model_dir): seed 000's reference
 #   15  WavLM + MHFA pseudo-label rounds with DLG-LC from DINO (each from the pretrained front-end), then
 #       large-margin fine-tuning ($mhfa_lmft_config) of the last round
@@ -60,6 +62,8 @@ num_rounds=2          # pseudo-label rounds after DINO (METHODS.md: 2-5)
 dlg_lc=false          # true: the rounds train $dlg_config (loss-gate + label correction) into $exp/dlg_roundR
 dlg_config=conf/dlg_lc_ecapa512.yaml   # DLG-LC rounds; its encoder must equal the DINO config's
 ssl_model_dir=pretrained/wavlm-base-plus   # stages 14-15: a local transformers speech model dir (WavLM Base+)
+cdino_config=conf/cdino_ecapa512.yaml   # stage 16; its encoder and head must equal the DINO config's
+cdino_mode=fixed      # stage 16: fixed (DINO's clusters) or progressive (re-clustered inside the run)
 ssl_stages=auto       # stages 14-15: auto = run them when $ssl_model_dir/config.json exists (else skip, logged)
 mhfa_config=conf/wavlm_mhfa.yaml
 mhfa_lmft_config=conf/mhfa_lmft.yaml
@@ -204,7 +208,7 @@ pseudo_round() {
 
 # pseudo_rounds: $num_rounds rounds from DINO of the kind set in round_* (then the AMI/NMI plot over rounds).
 pseudo_rounds() {
-  prev=$exp/dino
+  prev=${first_model:-$exp/dino}
   for r in $(seq 1 "$num_rounds"); do
     pseudo_round "$r" "$prev"
     prev=$exp/${round_kind}_round$r
@@ -258,7 +262,38 @@ if $use_ssl && begin 15 "WavLM + MHFA pseudo-label rounds with DLG-LC from DINO,
   finish
 fi
 
-# (C-DINO stages go here, numbered 16 to 19.)
+# C-DINO (seed 001): DINO continued with views from other utterances of the same cluster, then rounds from it.
+if begin 16 "C-DINO from DINO ($cdino_mode clustering)" "$exp/cdino" "$exp/data/vox2_dev_cdino"; then
+  system_begin "$exp/cdino"
+  if [ "$cdino_mode" = fixed ]; then
+    extract "$exp/dino" vox2_dev
+    truth=()
+    [ -z "$truth_utt2spk" ] || truth=(--truth-utt2spk "$truth_utt2spk")
+    if ! up_to_date "$exp/data/vox2_dev_cdino/cluster_report.json" "$exp/dino/emb/vox2_dev/xvector.scp" \
+        "$exp/data/vox2_dev_cdino"; then
+      step python -m wesv.bin.cluster --emb "$exp/dino/emb/vox2_dev/xvector.scp" --data data/vox2_dev \
+        --out "$exp/data/vox2_dev_cdino" --algorithm kmeans_ahc --num-clusters "$num_clusters" \
+        --num-kmeans "$num_kmeans" ${truth[@]+"${truth[@]}"}
+    fi
+    cd_args=(--method.cluster_data "$exp/data/vox2_dev_cdino")
+  else
+    cd_args=(--method.cluster_data null --method.recluster_every 5 --method.recluster_num_clusters "$num_clusters")
+  fi
+  train_eval "C-DINO ($cdino_mode)" "$exp/cdino" "$cdino_config" --method.continue_from "$exp/dino" "${cd_args[@]}"
+  [ -z "$truth_utt2spk" ] || step python -m wesv.bin.view_report --exp-dir "$exp/cdino" --truth-utt2spk "$truth_utt2spk"
+  finish
+fi
+
+round_kind=cdino_pseudo label_kind=cdino_ round_config=$pseudo_config round_name="pseudo-labels from C-DINO"
+round_gate=false round_init=true round_args=()
+if $dlg_lc; then round_config=$dlg_config round_name="DLG-LC from C-DINO" round_gate=true; fi
+if begin 17 "$round_name: $num_rounds rounds (seed 001's full system with --dlg_lc true)" \
+    $(for r in $(seq 1 "$num_rounds"); do echo "$exp/cdino_pseudo_round$r $exp/data/vox2_dev_cdino_round$r"; done) \
+    "$exp/cdino_pseudo_rounds.png"; then
+  first_model=$exp/cdino pseudo_rounds
+  finish
+fi
+
 
 if begin 20 "results table of every system ($exp/RESULTS.md)" "$exp/RESULTS.md"; then
   results=()

@@ -15,4 +15,5 @@ mhfa_rounds=2
 ssl_pretrain_steps=1000
 dlg_rounds=2
 mhfa=true
+cdino_opts="--trainer.epochs 8"
 controls=true

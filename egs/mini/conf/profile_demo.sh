@@ -9,4 +9,5 @@ pseudo_opts=""
 mhfa_opts=""
 dlg_rounds=1          # DLG-LC and multi-modal rounds (stages 8, 9): one each, to stay within 20 minutes
 mhfa=false            # stages 11-12 (wav2vec 2.0 pretraining + MHFA, ~6 CPU minutes): bash run.sh --mhfa true
+cdino_opts=""
 controls=false        # the claims profile's round-1 controls (shuffled ids, true labels)
