@@ -66,6 +66,7 @@ def test_synced_buffers_resolve_names_and_prefixes():
 
 def test_auto_threads_leave_cores_to_workers_and_other_processes():
     assert auto_num_threads(0, cores=2, local_processes=1) == 2
-    assert auto_num_threads(4, cores=2, local_processes=1) == 1
-    assert auto_num_threads(2, cores=16, local_processes=2) == 6
+    assert auto_num_threads(4, cores=2, local_processes=1) == 2  # workers run single-threaded
+    assert auto_num_threads(2, cores=16, local_processes=2) == 8
+    assert auto_num_threads(2, cores=1, local_processes=4) == 1
     assert count_parameters(nn.Linear(3, 2)) == 8

@@ -60,6 +60,14 @@ def worker_init_fn(worker_id: int) -> None:
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _grace_then_exit)
+    # One thread per worker (torch, and the BLAS under numpy/scipy augmentation): the cores are the trainer's.
+    torch.set_num_threads(1)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:
+        pass
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)
