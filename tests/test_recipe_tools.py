@@ -718,3 +718,16 @@ def test_extract_takes_an_encoder_file(tmp_path):
     os.utime(emb / "xvector.scp", (1_000_000, 1_000_000))
     r = run(["bash", str(script)], tmp_path)
     assert "exp/a/avg_model.pt is newer than exp/a/emb/test/xvector.scp" in r.stderr, r.stderr
+
+
+def test_mini_num_avg_evaluates_the_averaged_encoder(recipe):
+    d = recipe("mini")
+    r = run(["bash", "run.sh", "--dry_run", "true", "--stage", "4", "--stop_stage", "4", "--num_avg", "3"], d)
+    assert r.returncode == 0, r.stderr
+    cmds = commands(r.stderr)
+    (avg,) = [c for c in cmds if tool(c) == "average_model"]
+    assert option(avg, "--num-avg") == "3" and option(avg, "--out") == "exp/dino/encoder_avg.pt"
+    extracts = [c for c in cmds if "wesv.bin.extract" in c]
+    assert extracts and all(option(c, "--model") == "exp/dino/encoder_avg.pt" for c in extracts)
+    (train,) = [c for c in cmds if tool(c) == "train"]
+    assert option(train, "--trainer.keep_checkpoints") == "3"  # enough epoch checkpoints to average

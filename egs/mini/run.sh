@@ -62,6 +62,7 @@ ssl_pretrain_steps=200   # stage 11: wav2vec 2.0 pretraining steps
 mhfa_rounds=1         # stage 12: MHFA pseudo-label rounds
 cdino_mode=fixed      # stage 13: fixed (DINO's clusters) or progressive (re-clustered every 2 epochs in the run)
 face_weight=1        # weight of the face block in the fused clustering of multi-modal rounds
+num_avg=0             # >0: evaluate every trained system with the mean of its last N epoch checkpoints
 seeds=""              # e.g. "0 1 2": run the whole recipe once per seed in runs/$profile/seedS, then mean ± std
 
 . ./path.sh   # finds wesv's shell tools (tools/); the python with wesv is needed for real runs only
@@ -76,6 +77,7 @@ done
 . tools/parse_options.sh
 [[ $stage =~ ^[0-9]+$ && $stop_stage =~ ^[0-9]+$ ]] || { echo "$0: --stage and --stop_stage take numbers" >&2; exit 1; }
 corpus_opts="$profile_corpus_opts $corpus_opts"   # the profile's corpus, then the user's options (last wins)
+[ "$num_avg" -le 2 ] || train_opts="$train_opts --trainer.keep_checkpoints $num_avg"   # the configs keep 2
 
 . tools/recipe.sh   # log, step, begin/finish (stage markers, --force), system wall time, train, extract
 
@@ -123,8 +125,17 @@ metrics_extra=()
 # train (enough to estimate the mean embedding; the clustering stages extract all of train), score with that mean
 # subtracted, evaluate.
 evaluate() {
-  extract "$2" train_mean
-  extract "$2" test
+  local enc=()
+  if [ "$num_avg" -gt 0 ]; then  # the mean of the last $num_avg epoch checkpoints (DINO: of the teacher)
+    if up_to_date "$2/encoder_avg.pt" "$2/encoder.pt"; then
+      log "$2/encoder_avg.pt is there; not averaging again"
+    else
+      step python -m wesv.bin.average_model --exp-dir "$2" --num-avg "$num_avg" --out "$2/encoder_avg.pt"
+    fi
+    enc=("$2/encoder_avg.pt")
+  fi
+  extract "$2" train_mean ${enc[@]+"${enc[@]}"}
+  extract "$2" test ${enc[@]+"${enc[@]}"}
   # also thresholds.json beside the model, for python -m wesv.bin.verify (score_eval sees this local list)
   local metrics_extra=(${metrics_extra[@]+"${metrics_extra[@]}"} --save-thresholds "$2"
     --mean-emb "$2/emb/train_mean/xvector.scp" --eval-set test)
