@@ -288,3 +288,17 @@ def test_channel_augmentation_is_fast():
         channel_augment(x, cfg, rng)
     per_crop = (time.perf_counter() - start) / 20
     assert per_crop < 0.05  # generous on a shared machine; bench/RESULTS.md holds the measured figure
+
+
+@pytest.mark.parametrize("kind,order,freq", [("low", 4, 3400.0), ("low", 4, 7500.0), ("high", 2, 50.0),
+                                             ("high", 2, 400.0), ("high", 4, 300.0)])
+def test_butterworth_sos_is_scipys_butter(kind, order, freq):
+    from scipy.signal import butter, sosfreqz
+    from wesv.augment.channel import butterworth_sos
+    ours = butterworth_sos(kind, order, freq, 16000)
+    ref = butter(order, freq, kind + "pass", fs=16000, output="sos")
+    _, h_ours = sosfreqz(ours, 1024, fs=16000)
+    _, h_ref = sosfreqz(ref, 1024, fs=16000)
+    np.testing.assert_allclose(h_ours, h_ref, atol=1e-9)
+    with pytest.raises(ValueError, match="even order"):
+        butterworth_sos(kind, 3, freq, 16000)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.signal import butter, sosfilt
+from scipy.signal import sosfilt
 
 EPS = 1e-10
 
@@ -36,6 +36,30 @@ def high_shelf_sos(freq: float, gain_db: float, sample_rate: int) -> np.ndarray:
     return np.array([[*(v / den[0] for v in b), 1.0, den[1] / den[0], den[2] / den[0]]])
 
 
+def _pass_sos(kind: str, freq: float, q: float, sample_rate: int) -> np.ndarray:
+    """One low- or high-pass biquad (RBJ cookbook: the bilinear transform prewarped at ``freq``) as ``(1, 6)``."""
+    w = 2.0 * math.pi * freq / sample_rate
+    cos_w, alpha = math.cos(w), math.sin(w) / (2.0 * q)
+    b1 = 1.0 - cos_w if kind == "low" else -(1.0 + cos_w)
+    b0 = abs(b1) / 2.0
+    a0 = 1.0 + alpha
+    return np.array([[b0 / a0, b1 / a0, b0 / a0, 1.0, -2.0 * cos_w / a0, (1.0 - alpha) / a0]])
+
+
+def butterworth_sos(kind: str, order: int, freq: float, sample_rate: int) -> np.ndarray:
+    """An even-order digital Butterworth low/high-pass as ``order / 2`` biquads, the filter of
+    ``scipy.signal.butter(order, freq, kind + "pass", fs=sample_rate, output="sos")`` in closed form.
+
+    Pole pair k of the analogue prototype has Q = 1 / (2 cos((2k + 1) π / (2 · order))); each pair becomes one RBJ
+    biquad prewarped at ``freq``, as butter's bilinear transform is. ~40x faster than designing with ``butter``,
+    which was a fifth of the per-crop channel cost (bench/RESULTS.md).
+    """
+    if order % 2:
+        raise ValueError(f"butterworth_sos takes an even order, got {order}")
+    qs = [1.0 / (2.0 * math.cos((2 * k + 1) * math.pi / (2 * order))) for k in range(order // 2)]
+    return np.concatenate([_pass_sos(kind, freq, q, sample_rate) for q in qs])
+
+
 def draw_channel_sos(cfg, rng: np.random.Generator) -> np.ndarray:
     """The cascade of one random channel: ``eq_bands`` peaking filters, a tilt, and (``band_prob``) band limits.
 
@@ -52,8 +76,8 @@ def draw_channel_sos(cfg, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < cfg.band_prob:
         low = math.exp(rng.uniform(*(math.log(f) for f in cfg.lowcut_hz)))
         high = math.exp(rng.uniform(*(math.log(f) for f in cfg.highcut_hz)))
-        sections.append(butter(2, low, "highpass", fs=sr, output="sos"))
-        sections.append(butter(4, high, "lowpass", fs=sr, output="sos"))
+        sections.append(butterworth_sos("high", 2, low, sr))
+        sections.append(butterworth_sos("low", 4, high, sr))
     return np.concatenate(sections) if sections else np.zeros((0, 6))
 
 
