@@ -50,7 +50,8 @@ class AugmentConfig:
     highcut_hz: tuple[float, float] = (3400.0, 7500.0)
     # A noise floor on every view at 5-30 dB: of the channel parts it is the one that hides a session's own noise
     # and reverberation tail, which mean normalisation cannot remove; bench/RESULTS.md ("What limits DINO") measured
-    # DINO at 19.5 +- 0.2 % EER with it against 23.2 +- 1.3 % with the earlier (0.5, 15-40 dB), 3 seeds each.
+    # DINO at 19.5 +- 0.2 % EER with it against 23.2 +- 1.3 % with the earlier (0.5, 15-40 dB), 3 seeds each, and
+    # MoCo at 19.9 +- 0.6 % against 24.6 +- 2.5 % (2 seeds).
     floor_prob: float = 1.0  # chance of a coloured noise floor (hiss / hum) at an SNR in floor_snr (dB)
     floor_snr: tuple[float, float] = (5.0, 30.0)
     codec_prob: float = 0.2  # chance of a codec-like distortion: mu-law (mulaw_bits) or soft clipping (clip_level)
