@@ -5,6 +5,10 @@
 # oracle ceiling that uses labels). The settings are the demo's but for the corpus size and the epochs, so the
 # profile says nothing the demo configs were not also run with. Sizing: epochs scaled from the demo's measured
 # seconds per epoch by the corpus's 2.4x more training audio per epoch; re-measure on a new machine.
+# Not re-measured since every DINO/MoCo view got its own channel (71f630c): the demo's DINO epoch went from 16.5 to 36 s
+# on 2 idle cores (bench/RESULTS.md), and DINO's cost per epoch grows with the number of utterances (fixed crops), so
+# DINO alone is ~2 x 36 s x 24 epochs = ~29 minutes here and a seed takes well over 45 minutes on 2 cores; on a GPU
+# box bench/device_sweep.sh ran the demo's DINO at ~200 samples/s per run, 8 runs side by side.
 profile_corpus_opts="--num-train-speakers 200 --utts-per-speaker 12 --num-test-speakers 60 --test-utts-per-speaker 10 --min-dur 3 --max-dur 8 --num-trials 12000"
 supervised_opts="--trainer.epochs 20"
 dino_opts="--trainer.epochs 24"
