@@ -1,6 +1,7 @@
 # The demo profile (the README's first command): every system of the table on the default embedded corpus
-# (120 training speakers x 10 utterances of 2-5 s) with the epochs of conf/*.yaml, within 20 minutes on 2 idle
-# CPU cores. One seed; differences between systems smaller than a few points of EER are within its noise.
+# (120 training speakers x 10 utterances of 2-5 s) with the epochs of conf/*.yaml; budget 20 minutes on 2 idle
+# CPU cores, measured 36 at cc797a3 (README: the per-view channel augmentation doubled DINO's epoch). One seed;
+# differences between systems smaller than a few points of EER are within its noise.
 profile_corpus_opts=""
 supervised_opts=""
 dino_opts=""
