@@ -25,6 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from wesv.scoring.aggregate import format_mean_std
+
 PY = sys.executable
 
 
@@ -49,13 +51,22 @@ def last_epoch(exp: str) -> dict:
     return rec
 
 
+def finished_result(out: str, variant: str, seed: int) -> dict | None:
+    """The stored result row of a finished (variant, seed) run, or None."""
+    path = os.path.join(out, variant, f"seed{seed}", "result.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
 def one_run(args: argparse.Namespace, variant: str, overrides: str, seed: int) -> dict:
     """Train, extract, score and cluster one (variant, seed); returns (and stores) its result row."""
     d = os.path.join(args.out, variant, f"seed{seed}")
     result_path = os.path.join(d, "result.json")
-    if os.path.exists(result_path):
-        with open(result_path) as f:
-            return json.load(f)
+    done = finished_result(args.out, variant, seed)
+    if done is not None:
+        return done
     os.makedirs(d, exist_ok=True)
     log_path = os.path.join(d, "sweep.log")
     c = args.corpus
@@ -105,9 +116,7 @@ def mean_std(xs: list[float]) -> str:
     xs = [x for x in xs if x is not None]
     if not xs:
         return "–"
-    if len(xs) == 1:
-        return f"{xs[0]:.3f}"
-    return f"{np.mean(xs):.3f} ± {np.std(xs, ddof=1):.3f}"
+    return format_mean_std(float(np.mean(xs)), float(np.std(xs, ddof=1)) if len(xs) > 1 else float("nan"), 3)
 
 
 def table(rows: list[dict], variants: list[tuple[str, str]]) -> str:
@@ -147,11 +156,7 @@ def main() -> None:
     jobs = [(name, ov, s) for s in args.seeds for name, ov in variants]
     rows, failed = [], []
     if args.report_only:
-        for name, _, s in jobs:
-            path = os.path.join(args.out, name, f"seed{s}", "result.json")
-            if os.path.exists(path):
-                with open(path) as f:
-                    rows.append(json.load(f))
+        rows = [r for name, _, s in jobs if (r := finished_result(args.out, name, s)) is not None]
         jobs = []
     with ThreadPoolExecutor(args.parallel) as pool:
         futures = {pool.submit(one_run, args, *job): job for job in jobs}
